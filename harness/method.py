@@ -1,0 +1,105 @@
+"""The plug-in interface every method implements.
+
+A method is a class derived from :class:`Method` with a ``Config`` dataclass. The harness creates
+it with a config (a profile from ``configs/``), calls :meth:`Method.fit` on the training part of a
+fold and :meth:`Method.predict` on the held-out part and on the test set, and saves it with
+:meth:`Method.save`. Register it with :func:`harness.registry.register`.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .data.table import SeqTable
+from .io import read_json, write_json
+
+
+@dataclasses.dataclass
+class MethodConfig:
+    """Base of every method's config dataclass. Subclasses add their hyperparameters."""
+
+
+class Method(abc.ABC):
+    """A sequence-to-expression model.
+
+    Class attributes:
+        name: registry name (e.g. ``"camformers"``), set by :func:`harness.registry.register`.
+        framework: ``"pytorch"``, ``"tensorflow"``, ``"sklearn"``, ``"lightgbm"``, ...
+        Config: the config dataclass; its defaults are the method's reference (paper) setting.
+        profiles: built-in named profiles (``{"cpu": {...overrides}}``), merged under
+            ``configs/<name>.toml``.
+
+    Args:
+        config: the configuration (defaults to ``Config()``).
+        seed: random seed for everything the method draws.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"tpu"`` or ``"mps"``; methods without an
+            accelerator path ignore it.
+        work_dir: a directory the method may use for checkpoints during :meth:`fit` (resumable
+            fits); None disables checkpointing.
+    """
+
+    name: ClassVar[str] = ""
+    framework: ClassVar[str] = "numpy"
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+    profiles: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, config: MethodConfig | None = None, *, seed: int = 0, device: str = "auto",
+                 work_dir: str | os.PathLike | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+        if not isinstance(self.config, self.Config):
+            raise TypeError(f"{self.name}: config must be {self.Config.__name__}, got {type(self.config).__name__}")
+        self.seed = seed
+        self.device = device
+        self.work_dir = Path(work_dir) if work_dir is not None else None
+
+    @abc.abstractmethod
+    def fit(self, train: SeqTable, valid: SeqTable | None = None) -> None:
+        """Train on ``train`` (``train.y`` set). ``valid``, when given, is used for early stopping
+        and model selection; without it a method that needs one splits ``train`` itself."""
+
+    @abc.abstractmethod
+    def predict(self, seqs: SeqTable) -> np.ndarray:
+        """Predict expression. Returns ``(len(seqs),) float64`` raw (not post-processed) outputs."""
+
+    def num_parameters(self) -> int | None:
+        """Trainable parameter count of the model this config builds (None where it has no meaning)."""
+        return None
+
+    # ----- persistence -------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Save to directory ``path``: ``method.json`` (name, config, seed) plus :meth:`_save_state`."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self._save_state(path)
+        write_json(path / "method.json", {"name": self.name, "seed": self.seed,
+                                          "config": dataclasses.asdict(self.config)})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "auto") -> "Method":
+        """Load a method saved by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: ``path/method.json`` is missing.
+            ValueError: the saved method is not this class's.
+        """
+        path = Path(path)
+        meta = read_json(path / "method.json")
+        if cls.name and meta["name"] != cls.name:
+            raise ValueError(f"{path}: holds method {meta['name']!r}, not {cls.name!r}")
+        method = cls(cls.Config(**meta["config"]), seed=meta["seed"], device=device)
+        method._load_state(path)
+        return method
+
+    @abc.abstractmethod
+    def _save_state(self, path: Path) -> None:
+        """Write the fitted state (weights, estimators) into directory ``path``."""
+
+    @abc.abstractmethod
+    def _load_state(self, path: Path) -> None:
+        """Read what :meth:`_save_state` wrote."""

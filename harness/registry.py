@@ -1,0 +1,136 @@
+"""Method registry: built-ins and third-party plug-ins, found through one entry-point group.
+
+A module registers its methods with the :func:`register` decorator. A package makes them
+discoverable by naming the module in the ``harness.methods`` entry-point group of its
+``pyproject.toml``; the harness imports every module of that group on first use. The project's
+own baselines and team plug-ins are registered the same way, so the core never imports them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .method import Method, MethodConfig
+
+ENTRY_POINT_GROUP = "harness.methods"
+_REGISTRY: dict[str, type[Method]] = {}
+_SOURCES: dict[str, str] = {}
+_LOADED = False
+#: the repository's ``configs/`` directory (present in a source checkout / editable install).
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def register(name: str):
+    """Class decorator: register a :class:`Method` subclass under ``name``.
+
+    Raises:
+        TypeError: the class is not a Method subclass.
+        ValueError: another class already holds ``name``.
+    """
+
+    def deco(cls: type[Method]) -> type[Method]:
+        if not (isinstance(cls, type) and issubclass(cls, Method)):
+            raise TypeError(f"register({name!r}): {cls!r} is not a harness.method.Method subclass")
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"method name {name!r} is already registered by {_REGISTRY[name].__module__}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        _SOURCES.setdefault(name, cls.__module__.split(".")[0])
+        return cls
+
+    return deco
+
+
+def _load_entry_points() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+        before = set(_REGISTRY)
+        obj = ep.load()
+        if isinstance(obj, type) and issubclass(obj, Method) and obj.name not in _REGISTRY:
+            register(ep.name)(obj)
+        dist = ep.dist.name if ep.dist is not None else ep.value.split(".")[0]
+        for new in set(_REGISTRY) - before:
+            _SOURCES[new] = dist
+
+
+def available() -> dict[str, type[Method]]:
+    """All registered methods, name -> class (entry points loaded on first call)."""
+    _load_entry_points()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def source_of(name: str) -> str:
+    """The distribution (package) a method comes from."""
+    _load_entry_points()
+    return _SOURCES.get(name, "?")
+
+
+def get(name: str) -> type[Method]:
+    """The class registered as ``name``.
+
+    Raises:
+        KeyError: no such method; the message lists the registered names.
+    """
+    methods = available()
+    if name not in methods:
+        raise KeyError(f"unknown method {name!r}; registered: {', '.join(methods) or 'none'}")
+    return methods[name]
+
+
+@dataclass
+class Profile:
+    """A resolved configuration: the config object, and where its values came from."""
+
+    config: MethodConfig
+    name: str
+    source: str
+
+
+def load_profile(method: str | type[Method], profile: str = "default", config_dir: Path | None = None) -> Profile:
+    """Build a method's config for a named profile.
+
+    Resolution: the ``Config`` defaults (the reference/paper setting), updated by the class's
+    ``profiles[profile]``, updated by table ``[profile]`` of ``<config_dir>/<method>.toml``
+    (default :data:`CONFIG_DIR`). ``"default"`` always exists; a profile that the method defines
+    nowhere falls back to the defaults and says so in ``Profile.source``.
+
+    Raises:
+        KeyError: unknown method.
+        ValueError: a profile sets a key the config does not have (message names file and key),
+            or the TOML file is malformed.
+    """
+    cls = get(method) if isinstance(method, str) else method
+    config_dir = CONFIG_DIR if config_dir is None else Path(config_dir)
+    values: dict[str, Any] = {}
+    sources = []
+    if profile in cls.profiles:
+        values.update(cls.profiles[profile])
+        sources.append(f"{cls.__module__}.profiles")
+    path = config_dir / f"{cls.name}.toml"
+    if path.is_file():
+        try:
+            with open(path, "rb") as fh:
+                tables = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+        if profile in tables:
+            values.update(tables[profile])
+            sources.append(f"{path} [{profile}]")
+    known = {f.name for f in fields(cls.Config)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"profile {profile!r} of {cls.name}: unknown keys {sorted(unknown)} ({'; '.join(sources)}); "
+                         f"{cls.Config.__name__} has {sorted(known)}")
+    if not sources:
+        source = "defaults" if profile in ("default", "paper") else f"defaults ({cls.name} has no profile {profile!r})"
+    else:
+        source = "; ".join(sources)
+    return Profile(cls.Config(**values), profile, source)
