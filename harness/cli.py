@@ -1,11 +1,167 @@
-"""The ``harness`` command line."""
+"""The ``harness`` command line (click). Each command delegates to the module of its concern."""
 
 from __future__ import annotations
 
+import functools
+import json
+import sys
+from pathlib import Path
+
 import click
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from .data import DataError, load_test_set, resolve_data_dir
+
+console = Console()
+PATH = click.Path(path_type=Path)
+EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def friendly_errors(func):
+    """Turn the harness's expected errors into a one-line message and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (DataError, ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise click.ClickException(str(message)) from exc
+
+    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dream-harness")
 def main() -> None:
     """Benchmark, ensemble and export sequence-to-expression models of the DREAM 2022 challenge."""
+
+
+@main.command()
+@click.option("--methods", "methods", default="kmer-ridge,kmer-lgbm", show_default=True,
+              help="Comma-separated registered method names (see `harness methods list`).")
+@click.option("--data", "data", type=PATH, default=None,
+              help="Data directory in the official layout (default: $HARNESS_DATA, else simulated data).")
+@click.option("--train", type=EXISTING, default=None, help="Training file (default: DATA/train_sequences.txt).")
+@click.option("--snv-pairs", type=EXISTING, default=None,
+              help="SNV pair CSV (alt_pos, ref_pos) used when the official all_SNVs_seqs.csv is absent.")
+@click.option("--split", type=click.Choice(["holdout", "kfold"]), default="holdout", show_default=True)
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True, help="Folds of a kfold split.")
+@click.option("--holdout-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
+              show_default=True, help="Held-out fraction of a holdout split.")
+@click.option("--profile", default="default", show_default=True,
+              help="Named profile of each method (configs/<method>.toml), e.g. paper or cpu.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "tpu", "mps"]), default="auto", show_default=True)
+@click.option("--out", type=PATH, default=None,
+              help="Run directory (default: runs/<data>-<train>-<split>-<profile>-s<seed>); re-running resumes.")
+@click.option("--skip-bad-rows", is_flag=True, help="Drop bad training rows and report counts instead of failing.")
+@friendly_errors
+def run(methods, data, train, snv_pairs, split, folds, holdout_fraction, profile, seed, device, out, skip_bad_rows):
+    """Fit each method on each fold, predict out-of-fold and test, score, and print the leaderboard."""
+    from .runner import RunSpec, run as run_spec
+    from .splits import SplitSpec
+
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    if not names:
+        raise click.UsageError("--methods is empty")
+    spec = RunSpec(names, resolve_data_dir(data), train, snv_pairs,
+                   SplitSpec(split, folds, holdout_fraction, seed), profile, device, out, skip_bad_rows)
+    run_spec(spec, console)
+
+
+@main.command()
+@click.argument("pred_file", type=EXISTING)
+@click.option("--data", type=PATH, default=None, help="Data directory (default: $HARNESS_DATA).")
+@click.option("--board", "boards", type=click.Choice(["public", "private", "full"]), multiple=True,
+              help="Board(s) to score (repeatable; default: every board the file covers).")
+@click.option("--snv-pairs", type=EXISTING, default=None, help="SNV pair CSV used when the official one is absent.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@friendly_errors
+def score(pred_file, data, boards, snv_pairs, as_json):
+    """Score a prediction file (challenge JSON or sequence<TAB>prediction) with the official metric."""
+    from .report import board_table
+    from .scoring import read_predictions
+    from .scoring import score as score_board
+    from .scoring.scorer import board_members
+
+    data_dir = resolve_data_dir(data)
+    if data_dir is None:
+        raise click.UsageError("give --data DIR or set HARNESS_DATA")
+    test = load_test_set(data_dir, snv_pairs)
+    pred = read_predictions(pred_file, test)
+    available = [b for b in ("public", "private", "full") if b == "full" or test.public_ids is not None]
+    covered = [b for b in available if np.isfinite(pred[board_members(test, b)[0]]).all()]
+    wanted = list(boards) or covered
+    uncovered = [b for b in wanted if b not in covered]
+    if uncovered or not wanted:
+        n = int(np.isfinite(pred).sum())
+        raise click.ClickException(f"{pred_file}: predictions cover {n:,} of {len(test):,} test sequences; "
+                                   f"board(s) {', '.join(uncovered or available)} cannot be scored")
+    results = {b: score_board(pred, test, b) for b in wanted}
+    if as_json:
+        click.echo(json.dumps({"boards": {b: r.to_dict() for b, r in results.items()}}, indent=2))
+    else:
+        for b, r in results.items():
+            console.print(board_table(r, f"{pred_file.name} · {b} board"))
+
+
+@main.group()
+def methods() -> None:
+    """List registered methods or scaffold a new plug-in."""
+
+
+@methods.command("list")
+@friendly_errors
+def methods_list():
+    """Registered methods: name, source package, framework, parameter count of the default config."""
+    from . import registry
+
+    table = Table(title="Registered methods")
+    for col in ("name", "package", "framework", "parameters", "profiles"):
+        table.add_column(col, justify="right" if col == "parameters" else "left")
+    for name, cls in registry.available().items():
+        n = cls().num_parameters()
+        profiles = sorted(set(cls.profiles) | _toml_profiles(registry.CONFIG_DIR / f"{name}.toml"))
+        table.add_row(name, registry.source_of(name), cls.framework, "—" if n is None else f"{n:,}", ", ".join(profiles))
+    console.print(table)
+
+
+def _toml_profiles(path: Path) -> set[str]:
+    import tomllib
+
+    if not path.is_file():
+        return set()
+    with open(path, "rb") as fh:
+        return set(tomllib.load(fh))
+
+
+@methods.command("new")
+@click.argument("name")
+@click.option("--dir", "parent", type=PATH, default=Path("."), show_default=True, help="Where to create the package.")
+@friendly_errors
+def methods_new(name, parent):
+    """Scaffold a plug-in package harness-NAME that registers through the entry point."""
+    from .scaffold import scaffold
+
+    root = scaffold(name, parent)
+    console.print(f"created {root}\nnext: pip install -e {root} && harness methods list && pytest {root}/tests")
+
+
+def _add_data_commands() -> None:
+    from .data.check import data_group
+
+    main.add_command(data_group)
+
+
+try:
+    _add_data_commands()
+except ImportError:
+    pass
+
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

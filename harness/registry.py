@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as md
 import tomllib
+import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from .method import Method, MethodConfig
 ENTRY_POINT_GROUP = "harness.methods"
 _REGISTRY: dict[str, type[Method]] = {}
 _SOURCES: dict[str, str] = {}
+#: entry-point name -> why it failed to load (a broken plug-in must not take the others down).
+_BROKEN: dict[str, str] = {}
 _LOADED = False
 #: the repository's ``configs/`` directory (present in a source checkout / editable install).
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -53,7 +56,12 @@ def _load_entry_points() -> None:
     _LOADED = True
     for ep in md.entry_points(group=ENTRY_POINT_GROUP):
         before = set(_REGISTRY)
-        obj = ep.load()
+        try:
+            obj = ep.load()
+        except Exception as exc:  # noqa: BLE001 - any import failure of a plug-in is reported, not raised
+            _BROKEN[ep.name] = f"{ep.value}: {type(exc).__name__}: {exc}"
+            warnings.warn(f"method plug-in {ep.name!r} failed to load ({_BROKEN[ep.name]})", stacklevel=2)
+            continue
         if isinstance(obj, type) and issubclass(obj, Method) and obj.name not in _REGISTRY:
             register(ep.name)(obj)
         dist = ep.dist.name if ep.dist is not None else ep.value.split(".")[0]
@@ -80,6 +88,8 @@ def get(name: str) -> type[Method]:
         KeyError: no such method; the message lists the registered names.
     """
     methods = available()
+    if name not in methods and name in _BROKEN:
+        raise KeyError(f"method {name!r} is installed but failed to load: {_BROKEN[name]}")
     if name not in methods:
         raise KeyError(f"unknown method {name!r}; registered: {', '.join(methods) or 'none'}")
     return methods[name]

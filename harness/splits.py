@@ -1,0 +1,91 @@
+"""Hold-out and K-fold splits of the training rows, seeded and saved as a run manifest.
+
+A split is an assignment ``(N,) int16``: the fold in which each training row is held out, or -1
+for a row that is never held out (the training-only part of a hold-out split). Fold ``k``'s model
+trains on ``assignment != k`` and predicts ``assignment == k`` (its out-of-fold predictions).
+Every method of a run reads the same manifest, so all see identical folds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import KFold, train_test_split
+
+from .data.table import SeqTable
+from .io import read_json, write_json, write_npy
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How to split: ``kind`` ``"holdout"`` (one fold, ``holdout_fraction`` held out) or ``"kfold"``
+    (``folds`` folds), shuffled with ``seed``."""
+
+    kind: str = "holdout"
+    folds: int = 5
+    holdout_fraction: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("holdout", "kfold"):
+            raise ValueError(f"split kind must be 'holdout' or 'kfold', got {self.kind!r}")
+        if self.kind == "kfold" and self.folds < 2:
+            raise ValueError(f"kfold needs at least 2 folds, got {self.folds}")
+        if self.kind == "holdout" and not 0 < self.holdout_fraction < 1:
+            raise ValueError(f"holdout fraction must be in (0, 1), got {self.holdout_fraction}")
+
+    @property
+    def n_folds(self) -> int:
+        return self.folds if self.kind == "kfold" else 1
+
+
+def make_assignment(n: int, spec: SplitSpec) -> np.ndarray:
+    """Fold assignment for ``n`` rows: ``(n,) int16`` (see module doc). Deterministic for a spec.
+
+    Uses scikit-learn's ``KFold(shuffle=True)`` / ``train_test_split`` with ``random_state=seed``.
+    """
+    out = np.full(n, -1, dtype=np.int16)
+    rows = np.arange(n)
+    if spec.kind == "holdout":
+        _, held = train_test_split(rows, test_size=spec.holdout_fraction, random_state=spec.seed)
+        out[held] = 0
+    else:
+        for k, (_, held) in enumerate(KFold(spec.folds, shuffle=True, random_state=spec.seed).split(rows)):
+            out[held] = k
+    return out
+
+
+def fingerprint(table: SeqTable) -> str:
+    """A content hash (BLAKE2b, 16 hex digits) of a table's sequences and targets."""
+    h = hashlib.blake2b(digest_size=8)
+    h.update(np.ascontiguousarray(table.codes).tobytes())
+    h.update(np.ascontiguousarray(table.lengths).tobytes())
+    if table.y is not None:
+        h.update(np.ascontiguousarray(table.y).tobytes())
+    return h.hexdigest()
+
+
+def load_or_create(run_dir: Path, table: SeqTable, spec: SplitSpec) -> np.ndarray:
+    """The run's split: read ``split.json``/``split.npy`` from ``run_dir`` or create and save them.
+
+    Raises:
+        ValueError: the saved manifest was made for other training data or another split spec
+            (the message says what differs); use a new ``--out`` directory.
+    """
+    manifest = {"spec": asdict(spec), "n_rows": len(table), "train_fingerprint": fingerprint(table)}
+    json_path, npy_path = run_dir / "split.json", run_dir / "split.npy"
+    if json_path.is_file() and npy_path.is_file():
+        saved = read_json(json_path)
+        diff = [k for k in manifest if saved.get(k) != manifest[k]]
+        if diff:
+            raise ValueError(f"{json_path}: this run directory was split for other {'/'.join(diff)} "
+                             f"(saved {[saved.get(k) for k in diff]}, now {[manifest[k] for k in diff]}); "
+                             "use another --out")
+        return np.load(npy_path)
+    assignment = make_assignment(len(table), spec)
+    write_npy(npy_path, assignment)
+    write_json(json_path, manifest)
+    return assignment
