@@ -156,10 +156,7 @@ def _add_data_commands() -> None:
     main.add_command(data_group)
 
 
-try:
-    _add_data_commands()
-except ImportError:
-    pass
+_add_data_commands()
 
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,14 +70,18 @@ def read_table(path: str | Path, skip_bad_rows: bool = False, bad: BadRows | Non
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
     try:
-        frame = pd.read_csv(
-            path, sep="\t", header=None, names=["sequence", "expression"], dtype=str,
-            na_filter=False, skip_blank_lines=False, quoting=csv.QUOTE_NONE, engine="c",
-        )
+        # index_col=False + ParserWarning as error: rows that all have 3+ columns would otherwise
+        # turn the first column into the index and shift the sequence into the wrong column
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                path, sep="\t", header=None, names=["sequence", "expression"], dtype=str,
+                na_filter=False, skip_blank_lines=False, quoting=csv.QUOTE_NONE, engine="c", index_col=False,
+            )
         seqs = frame["sequence"].to_numpy(dtype=object)
         expr = frame["expression"].to_numpy(dtype=object)
         problems: dict[int, tuple[str, str]] = {}
-    except pd.errors.ParserError:
+    except (pd.errors.ParserError, pd.errors.ParserWarning):
         seqs, expr, problems = _read_slow(path)
     n = len(seqs)
     if n == 0:
@@ -156,6 +161,8 @@ def read_subset_ids(path: str | Path) -> np.ndarray:
         DataError: the file lacks ``pos`` and ``alt_pos``/``ref_pos``, or holds non-integer ids.
     """
     path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -183,6 +190,8 @@ def read_public_ids(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         DataError: not JSON, not an object, or keys that are not ``"i"`` / ``"alt,ref"`` integers.
     """
     path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
     try:
         with open(path, encoding="utf-8") as fh:
             obj = json.load(fh)

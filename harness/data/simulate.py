@@ -40,17 +40,29 @@ A latent activity ``a`` (arbitrary units) is computed for every sequence by
         + INTERACTION_COEF * min(S_Reb1, 1) * min(S_polyT, 1)
 
 * ``S_m`` is the weighted occupancy of motif ``m`` (see :data:`MOTIFS`): every window of the
-  sequence, on both strands, whose bases match the motif's IUPAC consensus counts 1 when it
-  matches exactly and ``mismatch_weight`` when exactly one specified position mismatches (only
+  sequence whose centre lies in the variable region (the constant flanks are not scanned), on
+  both strands, whose bases match the motif's IUPAC consensus counts 1 when it matches exactly and ``mismatch_weight`` when exactly one specified position mismatches (only
   for motifs with ``max_mismatches=1``); N in the sequence never matches. A hit is multiplied by
   a position weight ``1 + position_slope * (x - 0.5)``, ``x`` being the window centre's relative
   place in the variable region (0 = its 5' end, 1 = its 3' end next to the 3' flank, nearer the
   TSS; clipped to 0..1), and by ``rc_weight`` when it lies on the reverse strand.
-* Planted motifs (simplified consensus strings of real yeast factors): Reb1 ``TTACCCGG``,
-  Abf1 ``TCRTNNNNNNACG``, Rap1 ``ACCCATACA``, TATA box ``TATAWAWR`` (strongly forward-strand
-  and 3'-biased), Gcn4 ``TGACTCA``, a poly-dT tract ``TTTTTTTT`` (poly-dA, i.e. its reverse
-  strand, counts 0.6x) and a Mig1-like repressor GC box ``SYGGGG`` (negative effect, exact
-  matches only). All activators have positive effects, Mig1 a negative one.
+* Planted motifs (simplified consensus strings of real yeast factors; effect in latent units,
+  one-mismatch weight, reverse-strand weight, position slope; occupancy capped at 2):
+
+  ======  =================  ======  ========  ======  =====
+  name    consensus          effect  1-mm w.   rc w.   slope
+  ======  =================  ======  ========  ======  =====
+  Reb1    ``TTACCCGG``       +1.0    0.35      1.0     +0.6
+  Abf1    ``TCRTNNNNNNACG``  +0.8    0.3       1.0     +0.4
+  Rap1    ``ACCCATACA``      +1.2    0.3       0.8     +0.5
+  TATA    ``TATAWAWR``       +0.7    0.25      0.3     +1.0
+  Gcn4    ``TGACTCA``        +0.6    0.3       1.0     0
+  polyT   ``TTTTTTTT``       +0.5    0.4       0.6     -0.4
+  Mig1    ``SYGGGG``         -0.9    (exact)   1.0     +0.5
+  ======  =================  ======  ========  ======  =====
+
+  Every activator raises expression, the Mig1-like GC box lowers it; the TATA box works mostly
+  on the forward strand and near the 3' end; poly-dA (the reverse strand of poly-dT) counts 0.6x.
 * ``gc`` is the G+C fraction of the whole sequence; ``GC_COEF < 0``: AT-rich promoters express
   more.
 * The one pairwise interaction is a Reb1 x poly-dT synergy (``INTERACTION_COEF > 0``).
@@ -67,13 +79,15 @@ The latent is standardised with fixed constants, ``z = (a - LATENT_CENTER) / LAT
 
 Test categories (built the way the challenge built its own)
 ------------------------------------------------------------
-* ``high`` / ``low``: candidates with 2..4 planted activators (high) or 1..3 Mig1 boxes on a
-  GC-rich background (low); the top (bottom) quarter by latent activity is kept ("designed").
+* ``high`` / ``low``: candidates with 2..3 planted activators (high) or 1..2 Mig1 boxes on a
+  GC-rich background (low); the top (bottom) third of 3x candidates by latent activity is kept
+  ("designed").
 * ``yeast``: native-like: AT-rich background (A,T 32 %; C,G 18 %), 0..2 planted motifs and
-  half of them a poly-dT tract of 8..14 nt.
+  30 % of them a poly-dT tract of 8..14 nt.
 * ``random``: uniform random variable regions.
 * ``challenging``: conflicting strong activators (Rap1/Reb1) and Mig1 repressor boxes.
-* ``SNVs``: reference sequences (half random, half with a planted motif) and 1..3 alternatives
+* ``SNVs``: reference sequences (A,T-leaning background, half of them with a planted motif) and
+  1..3 alternatives
   each that differ from their reference at exactly one position (half of them inside the
   planted motif when the reference has one); pairs are (alt, ref).
 * ``motif_perturbation``: a few random references each with one planted motif; alternatives
@@ -82,7 +96,10 @@ Test categories (built the way the challenge built its own)
 * ``motif_tiling``: a few random references; a motif is written at successive positions
   (stride chosen to fit the requested size); pairs are (tiled alt, background ref).
 
-Test rows are shuffled so category membership cannot be read from the index. About 13 % of
+Sizes (``n_test`` = 7000 by default): high and low 4 % each, yeast 6 %, random 16 %,
+challenging 6 %, motif_perturbation ``n_test / 700`` refs + 8 % alts, motif_tiling
+``n_test / 2300`` refs + about 6 % alts, SNVs the rest (a third refs, two thirds alts). Every test
+sequence is distinct. Test rows are shuffled so category membership cannot be read from the index. About 13 % of
 each category (of the members, or of the pairs) forms the public leaderboard.
 
 Determinism: the same ``seed`` and sizes give byte-identical files; the test set depends only
@@ -105,14 +122,13 @@ import pandas as pd
 from .. import io
 from . import encoding
 from .encoding import FLANK_3P, FLANK_5P, PAD
-from .testset import CATEGORIES, PUBLIC_DIR, SUBSET_DIR, TEST_FILE
+from .testset import CATEGORIES, PUBLIC_DIR, SUBSET_DIR, TEST_FILE, TRAIN_FILE
 
 #: Version of the generator; bump when the output for a seed changes (names the cache folder).
 VERSION = "simulated-v1"
 #: Marker file of a simulated data directory.
 MARKER = "SIMULATED.json"
 #: Training file name of the challenge.
-TRAIN_FILE = "train_sequences.txt"
 
 REGION_START = len(FLANK_5P)  # 17
 REGION_LENGTH = 80
@@ -168,19 +184,19 @@ MOTIF_NAMES = tuple(m.name for m in MOTIFS)
 ACTIVATORS = tuple(m.name for m in MOTIFS if m.effect > 0)
 REPRESSORS = tuple(m.name for m in MOTIFS if m.effect < 0)
 
-GC_COEF = -3.0
+GC_COEF = -2.0
 INTERACTION = ("Reb1", "polyT")
 INTERACTION_COEF = 0.6
 #: Standardisation of the latent (about its mean and sd over uniform random sequences).
-LATENT_CENTER = 0.12
-LATENT_SCALE = 0.32
+LATENT_CENTER = 0.125
+LATENT_SCALE = 0.52
 #: Training observation: sort bins 0..17.
 BIN_CENTER = 11.0
-BIN_SCALE = 2.2
-TRAIN_READ_SD = 1.3
+BIN_SCALE = 1.9
+TRAIN_READ_SD = 1.2
 #: Test observation: MAUDE-like scale.
 MAUDE_CENTER = 0.15
-MAUDE_SCALE = 0.6
+MAUDE_SCALE = 0.5
 MAUDE_LIMIT = 1.8
 TEST_NOISE_SD = 0.06
 PUBLIC_FRACTION = 0.13
@@ -206,7 +222,7 @@ def _allowed(consensus: str) -> np.ndarray:
 
 
 def _code_luts(mask: np.ndarray) -> np.ndarray:
-    """``(L, 256) bool`` lookup: code -> matches position k (N and PAD never match)."""
+    """``(L, 256) bool`` lookup: code -> matches position k (sequence N and PAD never match)."""
     lut = np.zeros((len(mask), 256), dtype=bool)
     lut[:, :4] = mask
     return lut
@@ -243,18 +259,14 @@ def motif_occupancy(codes: np.ndarray, lengths: np.ndarray, motifs: tuple[Motif,
         )
         x = np.clip((centre - REGION_START) / span[:, None], 0.0, 1.0)
         pos_weight = 1.0 + motif.position_slope * (x - 0.5)
-        n_specified = int((fwd_mask.sum(axis=1) < 4).sum())
         for mask, strand_weight in ((fwd_mask, 1.0), (rc_mask, motif.rc_weight)):
             lut = _code_luts(mask)
             matches = np.zeros((n, n_win), dtype=np.int16)
             for k in range(length):
-                if mask[k].all():  # N: matches any nucleotide but not N/PAD
-                    matches += codes[:, k : k + n_win] < 4
-                else:
-                    matches += lut[k][codes[:, k : k + n_win]]
+                matches += lut[k][codes[:, k : k + n_win]]
             miss = length - matches
             hit = np.where(miss == 0, 1.0, 0.0)
-            if motif.max_mismatches >= 1 and n_specified > 1:
+            if motif.max_mismatches >= 1:
                 hit = hit + np.where(miss == 1, motif.mismatch_weight, 0.0)
             out[:, j] += strand_weight * (hit * pos_weight * valid).sum(axis=1)
     return out
@@ -369,11 +381,13 @@ def _pick(rng: np.random.Generator, names: tuple[str, ...], n: int) -> np.ndarra
     return idx[rng.integers(0, len(idx), n)]
 
 
-def _ensure_differs(alt: np.ndarray, ref: np.ndarray, pos: np.ndarray) -> None:
-    """Where an alt equals its ref, substitute the base at ``pos`` (inside the edited window)."""
-    same = np.flatnonzero((alt == ref).all(axis=1))
-    if len(same):
-        alt[same, pos[same]] = (alt[same, pos[same]] + 1) % 4
+def _duplicates(refs: np.ndarray, alts: np.ndarray) -> np.ndarray:
+    """Indices of ``alts`` rows equal to a ref or to an earlier alt, ``(k,) int64``."""
+    rows = np.concatenate([refs, alts])
+    _, first = np.unique(rows, axis=0, return_index=True)
+    repeated = np.ones(len(rows), dtype=bool)
+    repeated[first] = False  # np.unique keeps the first occurrence: refs come before alts
+    return np.flatnonzero(repeated[len(refs):])
 
 
 def _train_set(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -444,21 +458,21 @@ def _test_set(rng: np.random.Generator, n_test: int) -> dict:
     def lat(codes: np.ndarray) -> np.ndarray:
         return latent_activity(codes, np.full(len(codes), codes.shape[1]))
 
-    # high: 2..4 planted activators, keep the top quarter of 4x candidates
+    # high: 2..3 planted activators, keep the top third of 3x candidates
     n = size["high"]
-    pool = _constructs(rng, 4 * n)
-    n_sites = rng.integers(2, 5, 4 * n)
-    for slot in range(4):
-        _plant(pool, rng, np.where(n_sites > slot, _pick(rng, ACTIVATORS, 4 * n), -1))
+    pool = _constructs(rng, 3 * n)
+    n_sites = rng.integers(2, 4, 3 * n)
+    for slot in range(3):
+        _plant(pool, rng, np.where(n_sites > slot, _pick(rng, ACTIVATORS, 3 * n), -1))
     best = np.sort(np.argsort(-lat(pool), kind="stable")[:n])
     cats["high"] = add(pool[best], [f"GA.sim.high_{i}" for i in range(n)])
 
-    # low: GC-rich background with 1..3 Mig1 boxes, keep the bottom quarter
+    # low: GC-rich background with 1..2 Mig1 boxes, keep the bottom third of 3x candidates
     n = size["low"]
-    pool = _constructs(rng, 4 * n, (0.2, 0.3, 0.3, 0.2))
-    n_sites = rng.integers(1, 4, 4 * n)
-    for slot in range(3):
-        _plant(pool, rng, np.where(n_sites > slot, _pick(rng, REPRESSORS, 4 * n), -1))
+    pool = _constructs(rng, 3 * n, (0.22, 0.28, 0.28, 0.22))
+    n_sites = rng.integers(1, 3, 3 * n)
+    for slot in range(2):
+        _plant(pool, rng, np.where(n_sites > slot, _pick(rng, REPRESSORS, 3 * n), -1))
     worst = np.sort(np.argsort(lat(pool), kind="stable")[:n])
     cats["low"] = add(pool[worst], [f"GA.sim.low_{i}" for i in range(n)])
 
@@ -468,7 +482,7 @@ def _test_set(rng: np.random.Generator, n_test: int) -> dict:
     n_sites = rng.integers(0, 3, n)
     for slot in range(2):
         _plant(codes, rng, np.where(n_sites > slot, rng.integers(0, len(MOTIFS), n), -1))
-    tract = np.flatnonzero(rng.random(n) < 0.5)
+    tract = np.flatnonzero(rng.random(n) < 0.3)
     t_len = rng.integers(8, 15, len(tract))
     t_pos = REGION_START + rng.integers(0, REGION_LENGTH - t_len + 1)
     cols = np.arange(codes.shape[1])[None, :]
@@ -496,30 +510,38 @@ def _test_set(rng: np.random.Generator, n_test: int) -> dict:
     ref_pos, ref_rc = _plant(refs, rng, ref_motif)
     owner = np.arange(n_alt) % n_ref
     alts = refs[owner].copy()
-    disrupt = rng.random(n_alt) < 0.4
-    edit_pos = np.empty(n_alt, dtype=np.int64)
+    disrupt = np.zeros(n_alt, dtype=bool)
+    ins_motif = np.zeros(n_alt, dtype=np.int64)
+    ins_rc = np.zeros(n_alt, dtype=bool)
+    n_mut = np.zeros(n_alt, dtype=np.int64)
+    edit_pos = np.zeros(n_alt, dtype=np.int64)
+    todo = np.arange(n_alt)
+    while len(todo):  # redraw alts equal to their ref or to another alt
+        alts[todo] = refs[owner[todo]]
+        disrupt[todo] = rng.random(len(todo)) < 0.4
+        ins_motif[todo] = rng.integers(0, len(MOTIFS), len(todo))
+        ins_rc[todo] = rng.random(len(todo)) < 0.5
+        for j, motif in enumerate(MOTIFS):
+            rows = todo[~disrupt[todo] & (ins_motif[todo] == j)]
+            edit_pos[rows] = REGION_START + rng.integers(0, REGION_LENGTH - motif.length + 1, len(rows))
+            _write(alts, rows, edit_pos[rows], _instantiate(motif, rng, len(rows), ins_rc[rows]))
+        rows = todo[disrupt[todo]]
+        n_mut[rows] = rng.integers(1, 4, len(rows))
+        edit_pos[rows] = ref_pos[owner[rows]]
+        mlen = np.array([MOTIFS[m].length for m in ref_motif[owner[rows]]], dtype=np.int64)
+        # distinct offsets inside the motif: sort random keys, positions past the motif last
+        offsets = np.argsort(rng.random((len(rows), 13)) + (np.arange(13)[None, :] >= mlen[:, None]), axis=1)
+        for k in range(3):
+            sel = n_mut[rows] > k
+            col = edit_pos[rows[sel]] + offsets[sel, k]
+            alts[rows[sel], col] = (alts[rows[sel], col] + rng.integers(1, 4, int(sel.sum()))) % 4
+        todo = _duplicates(refs, alts)
     alt_tags = []
-    ins_motif = rng.integers(0, len(MOTIFS), n_alt)
-    ins_rc = rng.random(n_alt) < 0.5
-    for j, motif in enumerate(MOTIFS):
-        rows = np.flatnonzero(~disrupt & (ins_motif == j))
-        edit_pos[rows] = REGION_START + rng.integers(0, REGION_LENGTH - motif.length + 1, len(rows))
-        _write(alts, rows, edit_pos[rows], _instantiate(motif, rng, len(rows), ins_rc[rows]))
-    rows = np.flatnonzero(disrupt)
-    n_mut = rng.integers(1, 4, len(rows))
-    mlen = np.array([MOTIFS[m].length for m in ref_motif[owner[rows]]])
-    offsets = np.argsort(rng.random((len(rows), 13)) + (np.arange(13)[None, :] >= mlen[:, None]), axis=1)
-    for k in range(3):
-        hit = rows[n_mut > k]
-        col = ref_pos[owner[hit]] + offsets[n_mut > k, k]
-        alts[hit, col] = (alts[hit, col] + rng.integers(1, 4, len(hit))) % 4
-    edit_pos[rows] = ref_pos[owner[rows]]
-    _ensure_differs(alts, refs[owner], edit_pos)
     for i in range(n_alt):
         r = owner[i]
         if disrupt[i]:
             m = MOTIFS[ref_motif[r]]
-            alt_tags.append(f"rand{r}_{m.name}{'.RC' if ref_rc[r] else ''}.mut{n_mut[np.searchsorted(rows, i)]}_{edit_pos[i] - REGION_START}")
+            alt_tags.append(f"rand{r}_{m.name}{'.RC' if ref_rc[r] else ''}.mut{n_mut[i]}_{edit_pos[i] - REGION_START}")
         else:
             m = MOTIFS[ins_motif[i]]
             alt_tags.append(f"rand{r}_{m.name}{'.RC' if ins_rc[i] else ''}_{edit_pos[i] - REGION_START}")
@@ -533,7 +555,6 @@ def _test_set(rng: np.random.Generator, n_test: int) -> dict:
     tile_names = ("Reb1", "polyT", "Gcn4", "Mig1")
     combos = sum(REGION_LENGTH - _MOTIF_BY_NAME[t].length + 1 for t in tile_names) * n_ref
     stride = max(1, math.ceil(combos / target))
-    refs = _constructs(rng, n_ref)
     owner_l, pos_l, motif_l, tag_l = [], [], [], []
     for name in tile_names:
         for r in range(n_ref):
@@ -544,12 +565,17 @@ def _test_set(rng: np.random.Generator, n_test: int) -> dict:
                 tag_l.append(f"rand{r + 1000}_{name}_{p}")
     owner = np.array(owner_l)
     tile_pos = np.array(pos_l, dtype=np.int64)
-    alts = refs[owner].copy()
-    for name in tile_names:
-        rows = np.flatnonzero(np.array(motif_l) == name)
-        inst = _instantiate(_MOTIF_BY_NAME[name], rng, 1)  # one concrete instance per tiled motif
-        _write(alts, rows, tile_pos[rows], np.repeat(inst, len(rows), axis=0))
-    _ensure_differs(alts, refs[owner], tile_pos)
+    motif_l = np.array(motif_l)
+    instances = {name: _instantiate(_MOTIF_BY_NAME[name], rng, 1) for name in tile_names}  # one per motif
+    refs = _constructs(rng, n_ref)
+    redraw = np.arange(n_ref)
+    while len(redraw):  # redraw a background whose tiled copies repeat (e.g. the motif is in it)
+        refs[redraw] = _constructs(rng, len(redraw))
+        alts = refs[owner].copy()
+        for name in tile_names:
+            rows = np.flatnonzero(motif_l == name)
+            _write(alts, rows, tile_pos[rows], np.repeat(instances[name], len(rows), axis=0))
+        redraw = np.unique(owner[_duplicates(refs, alts)])
     ref_ids = add(refs, [f"rand{r + 1000}" for r in range(n_ref)])
     alt_ids = add(alts, tag_l)
     cats["motif_tiling"] = np.stack([alt_ids, ref_ids[owner]], axis=1)

@@ -24,6 +24,8 @@ from .readers import DataError, read_public_ids, read_subset_ids, read_table
 from .table import SeqTable
 
 TEST_FILE = "filtered_test_data_with_MAUDE_expression.txt"
+#: the official training file's name (used when no --train is given)
+TRAIN_FILE = "train_sequences.txt"
 SUBSET_DIR = "test_subset_ids"
 PUBLIC_DIR = "public_leaderboard_ids"
 
@@ -129,7 +131,8 @@ def load_test_set(data_dir: str | os.PathLike, snv_pairs: str | os.PathLike | No
     if "SNVs" in categories:
         snv_source += f", {len(categories['SNVs'])} pairs"
     ordered = {c: categories[c] for c in CATEGORIES if c in categories}
-    return TestSet(table, ordered, public, snv_source, directory=data_dir)
+    simulated = (data_dir / "SIMULATED.json").is_file()  # marker of harness.data.simulate
+    return TestSet(table, ordered, public, snv_source, simulated=simulated, directory=data_dir)
 
 
 def _check_range(ids: np.ndarray, n: int, path) -> np.ndarray:
