@@ -150,13 +150,17 @@ def methods_new(name, parent):
     console.print(f"created {root}\nnext: pip install -e {root} && harness methods list && pytest {root}/tests")
 
 
-def _add_data_commands() -> None:
+def _add_commands() -> None:
     from .data.check import data_group
+    from .ensemble import ensemble_cmd
+    from .export import export_cmd, validate_cmd
+    from .leaderboard import leaderboard_cmd
 
-    main.add_command(data_group)
+    for command in (data_group, ensemble_cmd, leaderboard_cmd, export_cmd, validate_cmd):
+        main.add_command(command)
 
 
-_add_data_commands()
+_add_commands()
 
 
 

@@ -55,10 +55,10 @@ def leaderboard_table(rows: dict[str, dict[str, BoardScore]], boards: list[str],
                                "spearman_score": b[rank_board].spearman_score} for m, b in rows.items()})
     table = Table(title=title, box=box.SIMPLE_HEAVY)
     table.add_column("#", justify="right")
-    table.add_column("method")
+    table.add_column("method", no_wrap=True)
     for board in boards:
-        table.add_column(f"{board} Pearson²", justify="right")
-        table.add_column(f"{board} Spearman", justify="right")
+        table.add_column(f"{board}\nPearson²", justify="right")
+        table.add_column(f"{board}\nSpearman", justify="right")
     extra_cols = sorted({c for e in (extra or {}).values() for c in e})
     for col in extra_cols:
         table.add_column(col, justify="right")

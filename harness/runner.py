@@ -112,8 +112,9 @@ def run(spec: RunSpec, console: Console | None = None) -> dict[str, MethodResult
     for name, cls in classes.items():
         results[name] = _run_method(name, cls, spec, out, train, test, assignment, console)
 
-    boards = [b for b in ("private", "public", "full") if b in next(iter(results.values())).boards] if results else []
-    rank_board = boards[0] if boards else "full"
+    # the terminal shows private and public (full is in the files); without public ids, full
+    boards = [b for b in ("private", "public") if b in next(iter(results.values())).boards] or ["full"]
+    rank_board = boards[0]
     extra = {m: {"OOF r": f"{r.oof_pearson:.4f}", "OOF ρ": f"{r.oof_spearman:.4f}"} for m, r in results.items()}
     title = "Leaderboard (SIMULATED data)" if simulated else "Leaderboard"
     console.print(leaderboard_table({m: r.boards for m, r in results.items()}, boards, rank_board, extra, title))

@@ -1,0 +1,213 @@
+"""Stacking on hand-built K-fold run directories whose right answer is known."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from harness.data import read_table
+from harness.data.testset import TEST_FILE
+from harness.ensemble import Stacker, ensemble_cmd, ensemble_run
+from harness.io import write_json, write_npy
+from harness.splits import SplitSpec, fingerprint, make_assignment
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared/data/dream2022"
+SNV = DATA / "reconstructed" / "all_SNVs_seqs.csv"
+N_TRAIN = 3000
+
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real DREAM 2022 data not found at {DATA}")
+
+
+@pytest.fixture(scope="module")
+def test_truth() -> np.ndarray:
+    """Measured expression of the 71,103 test sequences, (N_test,) float64."""
+    return read_table(DATA / TEST_FILE).y.astype(np.float64)
+
+
+def make_run(root: Path, y: np.ndarray, members: dict[str, tuple[np.ndarray, np.ndarray]], kind: str = "kfold",
+             seqs: list[str] | None = None, seed: int = 0) -> Path:
+    """A run directory as `harness run` writes it: training file, run.json, split manifest, members."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    if seqs is None:
+        seqs = ["".join(s) for s in rng.choice(list("ACGT"), size=(len(y), 110))]
+    train = root / "train.txt"
+    train.write_text("".join(f"{s}\t{v!r}\n" for s, v in zip(seqs, y.tolist())))
+    spec = SplitSpec(kind, folds=5, seed=seed)
+    table = read_table(train)
+    assignment = make_assignment(len(y), spec)
+    write_npy(root / "split.npy", assignment)
+    write_json(root / "split.json", {"spec": asdict(spec), "n_rows": len(y), "train_fingerprint": fingerprint(table)})
+    write_json(root / "run.json", {"data_dir": str(DATA), "simulated": False, "train": str(train), "n_train": len(y),
+                                   "n_test": 71103, "snv_pairs": str(SNV), "split": asdict(spec),
+                                   "snv_source": f"given file ({SNV}), 44795 pairs"})
+    board = {}
+    for name, (oof, test) in members.items():
+        oof = np.where(assignment >= 0, oof, np.nan)
+        write_npy(root / "methods" / name / "oof.npy", oof)
+        write_npy(root / "methods" / name / "test.npy", test)
+        board[name] = {"boards": {}, "oof_pearson": 0.0, "oof_spearman": 0.0}
+    write_json(root / "leaderboard.json", board)
+    return root
+
+
+def additive_run(root: Path, test_truth: np.ndarray, noise: float = 0.3, seed: int = 1) -> Path:
+    """truth = a + b; member A sees a + noise, member B sees b + noise (train and test alike)."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=N_TRAIN), rng.normal(size=N_TRAIN)
+    half = test_truth / 2
+    u = rng.normal(scale=test_truth.std() / 2, size=len(test_truth))
+    at, bt = half + u, half - u
+    members = {"A": (a + noise * rng.normal(size=N_TRAIN), at + noise * test_truth.std() * rng.normal(size=len(at))),
+               "B": (b + noise * rng.normal(size=N_TRAIN), bt + noise * test_truth.std() * rng.normal(size=len(bt)))}
+    return make_run(root, a + b, members, seed=seed)
+
+
+def truth_and_noise_run(root: Path, test_truth: np.ndarray, seed: int = 2) -> Path:
+    """Member A = truth + tiny noise, member B = pure noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=N_TRAIN)
+    members = {"A": (y + 0.05 * rng.normal(size=N_TRAIN), test_truth + 0.05 * test_truth.std() * rng.normal(size=len(test_truth))),
+               "B": (rng.normal(size=N_TRAIN), rng.normal(size=len(test_truth)))}
+    return make_run(root, y, members, seed=seed)
+
+
+def test_lightgbm_stacker_beats_both_members(tmp_path, test_truth):
+    run = additive_run(tmp_path / "run", test_truth)
+    result = ensemble_run(run, "lightgbm", n_jobs=1)
+    assert not result.fallback and result.used == "stacker"
+    best = max(s["score"] for s in result.member_oof.values())
+    assert best < 1.45  # each member alone: r ≈ 0.68
+    assert result.stacker_oof["score"] > best + 0.3  # the stacker sees a + b: r ≈ 0.95
+    for m in ("A", "B"):
+        assert result.boards["private"].pearson_score > result.member_boards[m]["private"].pearson_score + 0.2
+
+    out = run / "methods" / "ensemble"
+    oof, test = np.load(out / "oof.npy"), np.load(out / "test.npy")
+    assert oof.shape == (N_TRAIN,) and np.isfinite(oof).all()
+    assert test.shape == (71103,) and np.isfinite(test).all()
+    info = json.loads((out / "ensemble.json").read_text())
+    assert info["stacker"] == "lightgbm" and info["members"] == ["A", "B"] and info["fallback"] is False
+    assert info["inner_cv"]["folds"] == 5
+    shares = info["feature_importance"]
+    assert shares["gain_share[A]"] > 0.25 and shares["gain_share[B]"] > 0.25
+    assert info["oof"]["stacker"]["score"] == pytest.approx(result.stacker_oof["score"])
+    scores = json.loads((out / "scores.json").read_text())
+    assert set(scores["boards"]) == {"public", "private", "full"}
+    assert scores["boards"]["private"]["categories"]["all"]["n"] == 62058
+    assert "44795 pairs" in scores["boards"]["private"]["snv_source"]
+    board = json.loads((run / "leaderboard.json").read_text())
+    assert set(board) == {"A", "B", "ensemble"}  # the ensemble row is added, the members' kept
+    assert board["ensemble"]["boards"]["private"]["pearson_score"] == pytest.approx(result.boards["private"].pearson_score)
+
+
+def test_linear_stacker_recovers_the_sum(tmp_path, test_truth):
+    run = additive_run(tmp_path / "run", test_truth, seed=3)
+    result = ensemble_run(run, "linear")
+    w = result.details
+    # y on (a + e_A, b + e_B) with var(e) = 0.09: least-squares slope 1 / 1.09 ≈ 0.92 for both
+    assert 0.8 < w["weight[A]"] < 1.02 and 0.8 < w["weight[B]"] < 1.02
+    assert not result.fallback
+    assert result.stacker_oof["pearson"] > 0.93 > max(s["pearson"] for s in result.member_oof.values()) + 0.2
+
+
+def test_truth_plus_noise_member_is_never_beaten_by_the_ensemble(tmp_path, test_truth):
+    run = truth_and_noise_run(tmp_path / "run", test_truth)
+    result = ensemble_run(run, "lightgbm", n_jobs=1)
+    assert result.best_member == "A"
+    # the guard: what the ensemble uses is at least as good as the best member on the OOF score
+    assert result.oof_scores["score"] >= result.member_oof["A"]["score"]
+    if not result.fallback:
+        assert result.details["gain_share[A]"] > 0.9  # the noise member is ignored
+    assert json.loads((run / "methods" / "ensemble" / "ensemble.json").read_text())["fallback"] is result.fallback
+
+    # the mean of z-scores averages truth with noise: worse than A, so it must fall back to A
+    mean = ensemble_run(run, "mean")
+    assert mean.fallback and mean.used == "A"
+    assert mean.stacker_oof["score"] < mean.member_oof["A"]["score"] - 0.3
+    out = run / "methods" / "ensemble"
+    np.testing.assert_array_equal(np.load(out / "test.npy"), np.load(run / "methods" / "A" / "test.npy"))
+    np.testing.assert_array_equal(np.load(out / "oof.npy"), np.load(run / "methods" / "A" / "oof.npy"))
+    assert np.load(out / "stacker_test.npy").shape == (71103,)
+    info = json.loads((out / "ensemble.json").read_text())
+    assert info["fallback"] is True and info["used"] == "A" and info["decision"].startswith("fallback")
+    assert info["weights"]["weight[A]"] == info["weights"]["weight[B]"] == 0.5
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["fallback"] is True and scores["used"] == "A"
+    assert scores["oof_pearson"] == pytest.approx(mean.member_oof["A"]["pearson"])
+    assert json.loads((run / "leaderboard.json").read_text())["ensemble"]["fallback"] is True
+
+
+class Backwards(Stacker):
+    """A stacker forced to be worse than any member: it predicts minus the first member."""
+
+    name = "backwards"
+
+    def __init__(self):
+        super().__init__(2, ["A", "B"])
+
+    def fit(self, X, y):
+        return self
+
+    def predict(self, X):
+        return -X[:, 0]
+
+
+def test_forced_bad_stacker_falls_back_and_cli_says_so(tmp_path, test_truth):
+    run = additive_run(tmp_path / "run", test_truth, seed=4)
+    result = ensemble_run(run, Backwards())
+    assert result.fallback and result.stacker_oof["score"] < 0 and result.used == result.best_member
+    info = json.loads((run / "methods" / "ensemble" / "ensemble.json").read_text())
+    assert info["fallback"] is True and info["stacker"] == "backwards"
+
+    cli = CliRunner().invoke(ensemble_cmd, [str(run), "--stacker", "linear", "--methods", "A,B"],
+                             env={"COLUMNS": "200"})
+    assert cli.exit_code == 0, cli.output
+    assert "ensemble (linear)" in cli.output and "(best member)" in cli.output
+    assert json.loads((run / "methods" / "ensemble" / "ensemble.json").read_text())["fallback"] is False
+
+
+def test_sequence_features_add_what_members_miss(tmp_path, test_truth):
+    rng = np.random.default_rng(5)
+    seqs = ["".join(s) for s in rng.choice(list("ACGT"), size=(N_TRAIN, 110))]
+    gc = np.array([(s.count("G") + s.count("C")) / len(s) for s in seqs])
+    a = rng.normal(size=N_TRAIN)
+    y = a + (gc - gc.mean()) / gc.std()  # half the signal is GC content, which no member sees
+    members = {"A": (a + 0.1 * rng.normal(size=N_TRAIN), test_truth + rng.normal(size=len(test_truth))),
+               "B": (a + 0.1 * rng.normal(size=N_TRAIN), test_truth + rng.normal(size=len(test_truth)))}
+    run = make_run(tmp_path / "run", y, members, seqs=seqs, seed=5)
+    plain = ensemble_run(run, "linear")
+    with_seq = ensemble_run(run, "linear", seq_features=True)
+    assert with_seq.features == ["A", "B", "gc_content", "length"]
+    assert with_seq.details["weight_std[gc_content]"] == pytest.approx(1.0, abs=0.1)
+    assert with_seq.stacker_oof["pearson"] > plain.stacker_oof["pearson"] + 0.2
+    with pytest.raises(ValueError, match="seq-features needs a fitted stacker"):
+        ensemble_run(run, "mean", seq_features=True)
+
+
+def test_refuses_holdout_runs(tmp_path, test_truth):
+    rng = np.random.default_rng(6)
+    y = rng.normal(size=400)
+    members = {m: (y + rng.normal(size=400), rng.normal(size=71103)) for m in ("A", "B")}
+    holdout = make_run(tmp_path / "holdout", y, members, kind="holdout")
+    with pytest.raises(ValueError, match="hold-out run"):
+        ensemble_run(holdout, "linear")
+    cli = CliRunner().invoke(ensemble_cmd, [str(holdout)])
+    assert cli.exit_code == 1 and "hold-out run" in cli.output and "--split kfold" in cli.output
+
+    # a run labelled K-fold whose member has rows without out-of-fold predictions
+    partial = make_run(tmp_path / "partial", y, members)
+    oof = np.load(partial / "methods" / "B" / "oof.npy")
+    oof[:80] = np.nan
+    write_npy(partial / "methods" / "B" / "oof.npy", oof)
+    with pytest.raises(ValueError, match=r"methods/B/oof.npy: 80 of 400 training rows have no out-of-fold"):
+        ensemble_run(partial, "linear")
+    with pytest.raises(ValueError, match="at least two"):
+        ensemble_run(partial, "linear", methods="A")
+    with pytest.raises(ValueError, match="no finished method C"):
+        ensemble_run(partial, "linear", methods="A,C")

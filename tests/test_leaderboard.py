@@ -1,0 +1,171 @@
+"""`harness leaderboard`: ranking, merging runs, published entries, Markdown/CSV, and the HTML report
+rendered by headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from harness.data import load_test_set
+from harness.io import write_json, write_npy
+from harness.leaderboard import leaderboard_cmd
+from harness.report import rank_methods
+from harness.scoring import score_boards
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared/data/dream2022"
+SNV = DATA / "reconstructed" / "all_SNVs_seqs.csv"
+CHROMIUM = Path("/usr/bin/chromium")
+
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real DREAM 2022 data not found at {DATA}")
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    return load_test_set(DATA, SNV)
+
+
+def make_run(root: Path, test_set, members: dict[str, np.ndarray], ensemble: np.ndarray | None = None) -> Path:
+    """A finished run directory: run.json and, per method, test.npy and the runner's scores.json."""
+    write_json(root / "run.json", {"data_dir": str(DATA), "simulated": False, "n_test": len(test_set),
+                                   "snv_pairs": str(SNV), "snv_source": test_set.snv_source,
+                                   "split": {"kind": "kfold", "folds": 5, "seed": 0}})
+    preds = dict(members)
+    if ensemble is not None:
+        preds["ensemble"] = ensemble
+    for name, pred in preds.items():
+        write_npy(root / "methods" / name / "test.npy", pred)
+        boards = score_boards(pred, test_set)
+        extra = {"stacker": "linear", "fallback": False, "used": "stacker"} if name == "ensemble" else {}
+        write_json(root / "methods" / name / "scores.json", {
+            "boards": {b: s.to_dict() for b, s in boards.items()}, "oof_pearson": 0.5, "oof_spearman": 0.5,
+            "simulated": False, **extra})
+    return root
+
+
+def noisy(truth: np.ndarray, scale: float, seed: int) -> np.ndarray:
+    return truth + scale * truth.std() * np.random.default_rng(seed).normal(size=len(truth))
+
+
+def invoke(*args):
+    return CliRunner().invoke(leaderboard_cmd, [str(a) for a in args], env={"COLUMNS": "250"})
+
+
+def test_merged_runs_with_published_entries_markdown_and_csv(tmp_path, test_set):
+    truth = np.asarray(test_set.table.y, dtype=np.float64)
+    run1 = make_run(tmp_path / "run1", test_set, {"A": noisy(truth, 0.02, 1), "B": noisy(truth, 1.0, 2)})
+    run2 = make_run(tmp_path / "run2", test_set, {"A": noisy(truth, 2.0, 3)})
+
+    md_path = tmp_path / "board.md"
+    result = invoke(run1, run2, "--board", "private", "--format", "md", "--out", md_path, "--reference")
+    assert result.exit_code == 0, result.output
+    md = md_path.read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| #")]
+    names = [r.split(" | ")[1] for r in rows]
+    # the clashing name A is prefixed with its run directory; B is not
+    assert {"run1/A", "run2/A", "B", "autosome_org_final (external)"} <= set(names)
+    assert len(rows) == 3 + 7  # three run entries, seven published files
+    # ranked as the challenge did: the mean rank of the two private scores
+    scores = {}
+    for r in rows:
+        cells = r.strip("| ").split(" | ")
+        if cells[0] != "—":
+            scores[cells[1]] = {"pearson_score": float(cells[3]), "spearman_score": float(cells[4])}
+    assert list(scores) == rank_methods(scores)
+    assert list(scores)[0] == "run1/A"  # truth + 0.02 sd noise beats the published entries
+    autosome = next(r for r in rows if "autosome_org_final" in r)
+    assert " | 0.8196 | 0.8543 | " in autosome  # published private score with the reconstructed SNVs (README)
+    # public-only JSON files are listed as absent on the private board
+    absent = [r for r in rows if r.startswith("| — |")]
+    assert len(absent) == 4 and all("_public (external)" in r and "| absent | absent |" in r for r in absent)
+    assert "SNVs (n=40,060)" in md and "all (n=62,058)" in md
+    assert "absent: bhi_public has predictions for the public board only" in md
+
+    # CSV on the public board: the public-only entries are ranked there, scored as published
+    result = invoke(run1, run2, "--format", "csv", "--board", "public", "--reference", DATA / "reference_predictions")
+    assert result.exit_code == 0, result.output
+    table = list(csv.DictReader(io.StringIO(result.output)))
+    assert len(table) == 10 and all(r["status"] == "ranked" for r in table)
+    camformers = next(r for r in table if r["method"] == "camformers_public")
+    assert camformers["external"] == "1" and camformers["source"] == "published"
+    assert (round(float(camformers["pearson_score"]), 3), round(float(camformers["spearman_score"]), 3)) == (0.763, 0.823)
+    assert int(camformers["SNVs_n"]) == 4670  # the public SNV pairs
+    assert [int(r["rank"]) for r in table] == list(range(1, 11))
+    run_a = next(r for r in table if r["method"] == "run1/A")
+    assert int(run_a["all_n"]) == 9045 and float(run_a["all_pearson"]) > 0.9
+
+
+def test_table_format_and_usage_errors(tmp_path, test_set):
+    truth = np.asarray(test_set.table.y, dtype=np.float64)
+    run = make_run(tmp_path / "solo", test_set, {"A": noisy(truth, 0.5, 4), "B": noisy(truth, 0.2, 5)})
+    result = invoke(run, "--board", "full")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.strip().startswith("1 "))
+    assert lines[first].split()[1] == "B" and lines[first + 2].split()[1] == "A"  # B is closer to the truth
+    assert "n=71,103" in result.output
+    refused = invoke()
+    assert refused.exit_code == 2 and "at least one RUN_DIR" in refused.output
+    missing = invoke(tmp_path)
+    assert missing.exit_code == 1 and "no run.json" in missing.output
+
+
+class _Dom(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.rows, self._in_body = [], 0, False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        elif tag == "tbody":
+            self._in_body = True
+        elif tag == "tr" and self._in_body:
+            self.rows += 1
+
+    def handle_endtag(self, tag):
+        if tag == "tbody":
+            self._in_body = False
+
+
+@pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs /usr/bin/chromium (apt-get install -y chromium)")
+def test_html_report_renders_in_headless_chromium(tmp_path, test_set):
+    from PIL import Image
+
+    truth = np.asarray(test_set.table.y, dtype=np.float64)
+    a, b = noisy(truth, 0.6, 6), noisy(truth, 0.8, 7)
+    run = make_run(tmp_path / "run", test_set, {"A": a, "B": b, "C": noisy(truth, 3.0, 8)}, ensemble=(a + b) / 2)
+    html_path = tmp_path / "report.html"
+    result = invoke(run, "--format", "html", "--out", html_path)
+    assert result.exit_code == 0, result.output
+    text = html_path.read_text()
+    assert "http://" not in text and "https://" not in text  # self-contained
+
+    dom = subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'chromium-profile'}", "--dump-dom", html_path.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120, check=True).stdout
+    parsed = _Dom()
+    parsed.feed(dom)
+    assert parsed.rows == 4  # A, B, C, ensemble
+    assert "ensemble" in dom and "run/A" not in dom  # no clash, no prefix
+    # bars, hexbin of the best method, hexbin of the ensemble, correlation matrix
+    assert len(parsed.images) == 4
+    for src in parsed.images:
+        prefix = "data:image/png;base64,"
+        assert src.startswith(prefix)
+        data = base64.b64decode(src[len(prefix):], validate=True)
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+        pixels = np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+        assert pixels.shape[0] > 200 and pixels.shape[1] > 200 and pixels.std() > 5  # not blank
+    assert "Predicted vs measured (best method: A)" in dom  # A has the least noise of the members
+    assert "Predicted vs measured (ensemble: ensemble)" in dom
