@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -165,6 +166,7 @@ def _run_method(name, cls, spec: RunSpec, out: Path, train: SeqTable, test: Test
                 "num_parameters": method.num_parameters(),
                 "oof_pearson": pearson(fold_oof, train.y[held]), "oof_spearman": spearman(fold_oof, train.y[held]),
             })
+            shutil.rmtree(fold_dir / "work", ignore_errors=True)  # resume checkpoints are spent once done.json exists
             console.print(f"  fit {fit_s:.1f} s, predict {pred_s:.1f} s, held-out r = {pearson(fold_oof, train.y[held]):.4f}")
         else:
             console.print(f"[dim]{name} · fold {k + 1}/{n_folds}: done, skipped (resume)")

@@ -45,6 +45,11 @@ from scipy import stats
 
 from .io import atomic_open
 
+__all__ = [
+    "CHECKPOINT_NAME", "TrainConfig", "Trainer", "default_to_prediction", "default_transform", "one_hot_codes",
+    "pearson_spearman", "predict_batches", "resolve_precision", "select_device",
+]
+
 #: inputs of a fit: one ``(N, ...)`` array (typically ``(N, L) uint8`` codes) or a tuple of them.
 Inputs = np.ndarray | tuple[np.ndarray, ...]
 #: ``transform(inputs, y, training) -> (model_inputs, loss_targets)``; ``y`` is None when predicting.
@@ -442,9 +447,10 @@ class Trainer:
             ``seqs_per_s`` (training sequences/s), ``n_batches`` and ``n_seqs``.
 
         Raises:
-            ValueError: mismatched lengths, an empty training set, or ``patience`` set with a
-                monitor that needs validation data but none was given... (early stopping is then
-                simply disabled with a warning instead).
+            ValueError: an empty training set, or inputs and targets of different lengths.
+            KeyError: ``config.monitor`` is not ``"r+rho"`` nor a key of the epoch record.
+
+        Without validation data and with ``patience`` set, a warning says early stopping is off.
         """
         cfg = self.config
         xt, yt = _as_tensors(train_x), torch.from_numpy(np.asarray(train_y, dtype=np.float32))
@@ -470,8 +476,10 @@ class Trainer:
 
         steps_per_epoch = self._steps_per_epoch(n)
         optimizer = self.optimizer_factory(self.model)
-        scheduler = self.scheduler_factory(optimizer, steps_per_epoch, cfg.max_epochs) if self.scheduler_factory else None
-        scaler = torch.amp.GradScaler("cuda") if (self.amp_dtype == torch.float16 and self.device.type == "cuda") else None
+        scheduler = None
+        if self.scheduler_factory is not None:
+            scheduler = self.scheduler_factory(optimizer, steps_per_epoch, cfg.max_epochs)
+        scaler = self._grad_scaler()
 
         state = {"history": [], "best_state": None, "best_score": None, "best_epoch": None,
                  "bad_epochs": 0, "elapsed": 0.0, "stop_reason": None, "epoch": 0}
@@ -562,7 +570,7 @@ class Trainer:
         xt, yt = _as_tensors(x), torch.from_numpy(np.asarray(y, dtype=np.float32))
         n = _length(xt)
         optimizer = self.optimizer_factory(self.model)
-        scaler = torch.amp.GradScaler("cuda") if (self.amp_dtype == torch.float16 and self.device.type == "cuda") else None
+        scaler = self._grad_scaler()
         self.model.train()
         times = []
         for i in range(warmup + steps):
@@ -599,7 +607,14 @@ class Trainer:
             steps = min(steps, self.config.max_batches_per_epoch)
         return max(steps, 1)
 
-    def _step(self, xb: Any, yb: torch.Tensor, optimizer: torch.optim.Optimizer, scaler) -> tuple[torch.Tensor, torch.Tensor]:
+    def _grad_scaler(self):
+        """A loss scaler for fp16 autocast on CUDA (bf16 and fp32 need none)."""
+        if self.amp_dtype == torch.float16 and self.device.type == "cuda":
+            return torch.amp.GradScaler("cuda")
+        return None
+
+    def _step(self, xb: Any, yb: torch.Tensor, optimizer: torch.optim.Optimizer,
+              scaler) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimiser step; returns ``(loss, predictions)`` detached (on the device)."""
         inputs, targets = self.transform(xb, yb, True)
         optimizer.zero_grad(set_to_none=True)
@@ -625,7 +640,8 @@ class Trainer:
         cfg = self.config
         n = _length(xt)
         order = (np.random.default_rng([cfg.seed, epoch]).permutation(n) if cfg.shuffle else np.arange(n))
-        order_t = torch.from_numpy(order)
+        data_device = (xt[0] if isinstance(xt, tuple) else xt).device
+        order_t = torch.from_numpy(order).to(data_device)
         bs = cfg.batch_size
         starts = list(range(0, n, bs))
         if cfg.drop_last and n % bs:
@@ -637,7 +653,9 @@ class Trainer:
         task = progress.add_task(f"epoch {epoch}", total=len(starts), rate="-", loss="-") if progress else None
 
         self.model.train()
-        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        # float64 accumulation where the device has it (MPS has none, TPUs emulate it)
+        acc_dtype = torch.float32 if self.device.type in ("mps", "xla") else torch.float64
+        loss_sum = torch.zeros((), device=self.device, dtype=acc_dtype)
         preds, ys = [], []
         seen = 0
         t0 = time.perf_counter()
@@ -646,7 +664,7 @@ class Trainer:
             idx = order_t[start:start + bs]
             xb, yb = _move(_take(xt, idx), self.device), _move(_take(yt, idx), self.device)
             loss, pred = self._step(xb, yb, optimizer, scaler)
-            loss_sum += loss.double() * len(idx)
+            loss_sum += loss.to(acc_dtype) * len(idx)
             seen += len(idx)
             if pred.shape == yb.shape:
                 preds.append(pred)
@@ -789,7 +807,7 @@ class Trainer:
             f"epoch {rec['epoch']:3d}  T loss {rec['train_loss']:.4f}  V loss {rec['valid_loss']:.4f}  "
             f"T r {rec['train_r']:.4f}  V r {rec['valid_r']:.4f}  T rho {rec['train_rho']:.4f}  "
             f"V rho {rec['valid_rho']:.4f}  lr {rec['lr']:.2e}  {rec['seqs_per_s']:,.0f} seq/s  "
-            f"{rec['seconds']:.1f}s {mark}")
+            f"{rec['seconds']:.1f}s {mark}", soft_wrap=True)
 
 
 def predict_batches(model: torch.nn.Module, codes: Inputs, batch_size: int = 1024,
