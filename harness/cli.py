@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -12,25 +11,12 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from .data import DataError, load_test_set, resolve_data_dir
+from .cli_errors import friendly_errors
+from .data import load_test_set, resolve_data_dir
 
 console = Console()
 PATH = click.Path(path_type=Path)
 EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
-
-
-def friendly_errors(func):
-    """Turn the harness's expected errors into a one-line message and exit status 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except (DataError, ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise click.ClickException(str(message)) from exc
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

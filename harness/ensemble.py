@@ -38,7 +38,6 @@ Files written into the run directory (atomically)::
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from .cli_errors import friendly_errors
 from .data import DataError, SeqTable, TestSet, load_test_set, read_table
 from .data.encoding import gc_content
 from .io import read_json, write_json, write_npy
@@ -615,20 +615,6 @@ def _seq_features(table: SeqTable) -> np.ndarray:
 # Command line
 # --------------------------------------------------------------------------------------------
 
-def cli_errors(func):
-    """Turn the harness's expected errors into ``click.ClickException`` (one line, exit status 1)."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except (DataError, ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise click.ClickException(str(message)) from exc
-
-    return wrapper
-
-
 def result_table(result: EnsembleResult) -> Table:
     """Rich table: the ensemble beside its members (best member marked), OOF and board scores."""
     boards = [b for b in ("private", "public", "full") if b in result.boards]
@@ -666,7 +652,7 @@ def result_table(result: EnsembleResult) -> Table:
               help="Level-2 model: LightGBM, non-negative linear, or mean of z-scored predictions.")
 @click.option("--methods", default=None, help="Comma-separated members (default: every finished method of the run).")
 @click.option("--seq-features", is_flag=True, help="Add GC content and sequence length to the stacker's features.")
-@cli_errors
+@friendly_errors
 def ensemble_cmd(run_dir: Path, stacker: str, methods: str | None, seq_features: bool) -> None:
     """Stack the out-of-fold predictions of a K-fold run into methods/ensemble/ (never worse than the best
     member on the OOF score: it falls back to that member otherwise)."""

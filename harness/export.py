@@ -25,7 +25,8 @@ import numpy as np
 
 from .data import DataError, TestSet, load_test_set, read_table, resolve_data_dir
 from .data.testset import TEST_FILE
-from .ensemble import cli_errors, read_run_json
+from .cli_errors import friendly_errors
+from .ensemble import read_run_json
 from .io import write_text
 
 #: Test sequences of the challenge, and the public-leaderboard subset.
@@ -326,7 +327,7 @@ def _first(values: np.ndarray, k: int = 5) -> str:
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Data directory with the test file (TSV; default: the run's data_dir).")
-@cli_errors
+@friendly_errors
 def export_cmd(run_dir: Path, method: str, fmt: str, out: Path, data: Path | None) -> None:
     """Write a method's test predictions as a challenge submission (JSON or TSV), then validate it."""
     path = export_submission(run_dir, method, fmt, out, data)
@@ -344,7 +345,7 @@ def export_cmd(run_dir: Path, method: str, fmt: str, out: Path, data: Path | Non
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Data directory: check public ids and TSV sequence order against it (default: $HARNESS_DATA).")
-@cli_errors
+@friendly_errors
 def validate_cmd(file: Path, data: Path | None) -> None:
     """Check a submission file: count, index range, duplicate keys, NaN/inf, non-numeric values and,
     with --data, the public ids and the TSV's sequence order. Exits 1 with the reasons when invalid."""

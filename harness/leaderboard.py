@@ -32,7 +32,8 @@ from rich.console import Console
 from rich.table import Table
 
 from .data import DataError, TestSet, load_test_set, resolve_data_dir
-from .ensemble import ENSEMBLE, cli_errors, read_run_json, run_methods, run_test_set, same_snv_source, snv_pairs_of
+from .cli_errors import friendly_errors
+from .ensemble import ENSEMBLE, read_run_json, run_methods, run_test_set, same_snv_source, snv_pairs_of
 from .io import read_json, write_text
 from .report import rank_methods
 from .scoring import BOARDS, WEIGHTS, BoardScore, read_predictions, score
@@ -544,7 +545,7 @@ def make_leaderboard(run_dirs: list[Path], board: str = "private", fmt: str = "t
 @click.option("--snv-pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="SNV pair CSV used with --data when the official one is absent.")
 @click.option("--title", default="Leaderboard", show_default=True)
-@cli_errors
+@friendly_errors
 def leaderboard_cmd(run_dirs, board, fmt, out, reference, data, snv_pairs, title):
     """Methods × test categories (Pearson r, Spearman ρ, n) and the two scores of one or more runs,
     ranked by the mean rank of the two scores as the challenge ranked."""

@@ -8,7 +8,6 @@ own baselines and team plug-ins are registered the same way, so the core never i
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata as md
 import tomllib
 import warnings

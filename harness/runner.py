@@ -31,9 +31,10 @@ from . import __version__, registry
 from .data import DataError, SeqTable, TestSet, load_test_set, read_table
 from .data.testset import TRAIN_FILE
 from .data.readers import BadRows
+from .data.cache import load_training
 from .io import read_json, write_json, write_npy
 from .report import leaderboard_table
-from .scoring import BOARDS, BoardScore, CategoryScore, score_boards
+from .scoring import BoardScore, CategoryScore, score_boards
 from .scoring.scorer import pearson, spearman
 from .splits import SplitSpec, load_or_create
 
@@ -101,7 +102,7 @@ def run(spec: RunSpec, console: Console | None = None) -> dict[str, MethodResult
     out.mkdir(parents=True, exist_ok=True)
 
     bad = BadRows()
-    train = read_table(train_path, skip_bad_rows=spec.skip_bad_rows, bad=bad)
+    train = load_training(train_path, skip_bad_rows=spec.skip_bad_rows, bad=bad)
     if bad.total:
         console.print(f"[yellow]skipped {bad.total} bad rows of {train_path}: {dict(bad.counts)}")
     assignment = load_or_create(out, train, spec.split)
