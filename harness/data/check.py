@@ -240,3 +240,22 @@ def check_command(data_dir: Path | None, train: Path | None, snv_pairs: Path | N
         click.echo(json.dumps(summary, indent=2))
     else:
         Console().print(render_check(summary))
+
+
+@data_group.command("fetch")
+@click.argument("dataset", type=click.Choice(["dream2022"]))
+@click.option("--to", "to", type=click.Path(path_type=Path), default=None,
+              help="Data directory to fill (default: $HARNESS_DATA, else <cache>/dream2022).")
+@click.option("--only", multiple=True, help="Fetch just this file (repeatable), e.g. --only train_sequences.txt.")
+@click.option("--base-url", default=None, help="A mirror holding the same file names (replaces the Zenodo URLs).")
+def fetch_command(dataset: str, to: Path | None, only: tuple[str, ...], base_url: str | None) -> None:
+    """Download the official files (resumable, checksum-verified) into the official layout."""
+    from .fetch import FetchError, fetch
+    from .simulate import cache_root
+
+    to = to or resolve_data_dir(None) or cache_root() / dataset
+    try:
+        fetch(dataset, to, base_url=base_url, only=only)
+    except FetchError as exc:
+        raise DataCheckError(str(exc)) from exc
+    click.echo(f"{dataset} files in {to}; check them with: harness data check --data {to}")

@@ -1,0 +1,865 @@
+"""High Schoolers Are All You Need (DREAM 2022): RC-aware CNN + attention pooling + one transformer layer.
+
+A **PyTorch port** of the team's TensorFlow/Keras model, on the harness's shared training loop
+(:class:`harness.torch_train.Trainer`). Sources: the team's write-up ("DREAM Challenge 2022
+Predicting gene expression using millions of random promoter sequences by High Schoolers Are All
+You Need", sections cited as §) and their published code (de-Boer-Lab/random-promoter-dream-
+challenge-2022, ``dream_submissions/High Schoolers Are All You Need/code``: ``Training Code/
+DataProcessing.py``, ``Training Code/ModelTraining.py`` and ``Testing Code/GetPredictions.py``,
+cited as *DataProcessing*, *ModelTraining*, *GetPredictions*). Where the write-up is silent the
+code decides. Paper profile = the :class:`HighSchoolersConfig` defaults.
+
+Recipe
+------
+* Data (§1; *DataProcessing*): drop training sequences longer than 111 nt; pad the rest with N at
+  the 3' end to 111 nt; one-hot A, C, G, T with N -> all zeros (the code one-hot encodes "ACGTN"
+  and keeps channels 0-3); targets as supplied. The team held out the *last* 104,448 processed
+  rows for validation (and, through an off-by-41 slice ``x_train[:-104489]``, never used the 41
+  rows just before them). Inside :meth:`HighSchoolers.fit` without a validation table a seeded
+  random hold-out of ``valid_size`` rows (>= 1: a row count, the team's 104,448; < 1: a fraction)
+  is used instead -- the tail of a shuffled challenge file is a random hold-out too, and a harness
+  fold's row order carries no meaning. At prediction time every row is predicted (sequences
+  longer than 111 nt are cut at 111; the team's test set had none).
+* Model (§2; *ModelTraining*), 4,680,769 trainable parameters (Keras' summary would add 7,552
+  non-trainable BatchNorm moving statistics, 4,688,321 in all):
+
+  - block 1: reverse-complement convolution (``RevCompConv1D``: 192 filters, k19, "same", one
+    shared bias; the reverse-complement filter set is the forward set flipped along length *and*
+    channel; both strands' maps concatenated -> 384 channels) -> BatchNorm -> exp -> residual
+    dilated block (384 ch, 4 convs k3, dilations 1, 2, 4, 8) -> Dropout 0.2 -> attention pooling 4
+    (111 -> crop 108 -> 27);
+  - block 2: Conv k9 384 -> 256 with ReLU *inside the conv* (``activation='relu'``) -> BatchNorm ->
+    ReLU -> residual block (2 convs, dilations 1, 2) -> attention pooling 4 (27 -> crop 24 -> 6) ->
+    Dropout 0.3;
+  - block 3: Conv k7 256 -> 192 -> BatchNorm -> ReLU -> residual block (2 convs) -> attention
+    pooling 2 (6 -> 3) -> Dropout 0.1;
+  - residual block (``residual_block``): conv (no bias, dilation 1) -> BN, then per further conv
+    ReLU -> Dropout 0.1 -> conv (bias, dilation 2^i) -> BN; the sum with the block input -> ReLU;
+  - attention pooling (``AttentionPooling``, §2): crop the length to a multiple of the pool size,
+    logits from a bias-free 1x1 convolution C -> C (the team's change from Enformer's dense
+    layer), softmax over the positions of each window per channel, weighted sum;
+  - transformer layer (``MultiHeadAttention2``): 8 heads, d_model 192, bias-free Q/K/V, Enformer
+    relative positional encoding (exponential, central-mask and gamma basis functions, each also
+    times sign(distance): 6 x 32 = 192 features, dropout 0.1 on them while training; bias-free
+    projection; learned content and position biases ``r_w``, ``r_r`` ~ N(0, 0.5)); relative shift
+    exactly as the team's ``relative_shift``; output projection with bias -> Dropout 0.1 ->
+    residual -> LayerNorm -> 1x1 conv 1024 -> Dropout 0.1 -> ReLU -> 1x1 conv 192 -> Dropout 0.1
+    -> residual -> LayerNorm;
+  - head: flatten (3 x 192, Keras' position-major order) -> Dense 256 -> BN -> ReLU -> Dropout 0.4
+    -> Dense 256 -> BN -> ReLU -> Dropout 0.4 -> Dense 1 (linear).
+
+* Training (§3, Table 1; *ModelTraining*): MSE; ``tfa.optimizers.SWA(Adam(1e-4),
+  start_averaging=150, average_period=30)``; batch 1024; every epoch a random slice of 307,200
+  training rows without replacement (300 steps); 750 epochs at lr 1e-4, then fine-tuning at 3e-5
+  (Table 1: 100 epochs; the notebook's loop allows 500); the weights with the best validation
+  Pearson r kept (the team validated every third epoch; here every epoch, see below).
+* Post-processing (§2, *GetPredictions*): ``sklearn.preprocessing.quantile_transform`` of the
+  test predictions to a uniform distribution -- ``quantile_output`` (off by default: the harness
+  ensembles raw outputs).
+
+What SWA does here (read this before changing ``prediction_weights``)
+--------------------------------------------------------------------
+TensorFlow Addons' ``SWA`` counts ``start_averaging`` and ``average_period`` in **optimizer
+steps** (``self.iterations``), not epochs, whatever §3 says ("The epoch at which SWA was set to
+begin was 150"): after the update of 0-based step ``k >= 150`` with ``(k - 150) % 30 == 0`` it
+folds the weights into an equal-weight running mean held in optimizer slots. Those averages only
+reach the model through ``opt.assign_average_vars(...)`` (or TFA's ``AverageModelCheckpoint``),
+which the team's code never calls: their validation, their saved ``model.h5`` and their test
+predictions all use the plain Adam weights. The faithful default ``prediction_weights="best"``
+therefore predicts with the best-validation-Pearson Adam weights, while the optimizer
+(:class:`KerasAdamSWA`) still maintains the SWA averages exactly as TFA did (they are part of the
+resumable checkpoint). ``prediction_weights="swa"`` is the write-up's reading of SWA: after
+training the final averages are assigned to the network (TFA ``assign_average_vars``; trainable
+parameters only) and the BatchNorm statistics are recomputed for them with
+:func:`torch.optim.swa_utils.update_bn` (one training-mode pass over the training rows, cumulative
+averages), as TFA's SWA docstring and the SWA paper prescribe. The per-epoch validation still
+scores the Adam weights; the SWA model's validation r/rho are stored in ``swa_metrics``.
+
+Keras defaults matched (this is a port, not the team's code)
+-----------------------------------------------------------
+* BatchNormalization momentum 0.99 / epsilon 1e-3 -> PyTorch ``momentum=0.01, eps=1e-3``;
+  LayerNormalization epsilon 1e-3.
+* ``glorot_uniform`` kernels (convolutions: fans ``k * in`` / ``k * out``, as Keras) and zero
+  biases for every Conv1D/Dense; ``r_w``, ``r_r`` ~ N(0, 0.5) as the team's layer.
+* Adam (Keras): beta 0.9/0.999, epsilon 1e-7 applied Keras' way -- ``lr * sqrt(1 - b2^t) /
+  (1 - b1^t) * m / (sqrt(v) + eps)`` -- implemented in :class:`KerasAdamSWA` (PyTorch's Adam puts
+  eps after the bias correction and defaults to 1e-8).
+* "same" padding: every kernel here is odd, so "same" pads ``d * (k - 1) / 2`` on both sides
+  (TensorFlow and PyTorch agree); the RC filter set is convolved with the same padding.
+* ``Cropping1D((0, L % pool))`` before attention pooling drops the 3' tail positions.
+* Dropout inside the attention layer is created in ``call`` in Keras and follows the model's
+  training flag; here it is an ``nn.Dropout`` (active in ``train()`` only).
+* fp32 throughout (Keras' default policy); ``mixed_precision`` can opt into autocast.
+
+Deviations forced by the shared loop / harness (all small)
+----------------------------------------------------------
+* Validation runs after every epoch (the team: epochs 1, 4, 7, ...), so the best epoch is chosen
+  from a superset of the epochs the team checked; the team's ``>= best - 1e-7`` tie rule becomes
+  the loop's strict improvement. Fine-tuning continues from the last (not the best) stage-1
+  weights, as the team's notebook cells run in order; the lr switch is a ``LambdaLR`` (x0.3 after
+  epoch 750). Epoch slices are the loop's seeded per-epoch permutation truncated to
+  ``slice_size // batch_size`` batches (the team drew them with unseeded ``np.random.choice``).
+* The team's ``ProfileModel`` wrappers (stochastic reverse-complement training, forward/RC
+  averaged ``test_step``) are nested functional models called as layers: Keras never runs a
+  nested model's ``train_step``/``test_step``, so the submitted model was trained and evaluated
+  without RC augmentation. We reproduce that (no augmentation, no test-time averaging).
+* SWA bookkeeping counts each parameter's own update count (every parameter gets a gradient every
+  step, so this equals TFA's global ``iterations``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from scipy import special
+from torch import nn
+from torch.nn import functional as F
+
+from harness.data import encoding
+from harness.data.table import SeqTable
+from harness.io import atomic_open, read_json, write_json
+from harness.method import Method, MethodConfig
+from harness.registry import register
+from harness.torch_train import (Trainer, TrainConfig, one_hot_codes, pearson_spearman, predict_batches,
+                                 select_device)
+
+#: trainable parameters of the paper configuration (the team's Keras model: 4,680,769 trainable +
+#: 7,552 non-trainable BatchNorm moving statistics).
+PAPER_NUM_PARAMETERS = 4_680_769
+
+#: Keras BatchNormalization defaults (momentum 0.99 -> PyTorch momentum 1 - 0.99; epsilon 1e-3).
+KERAS_BN_MOMENTUM = 0.01
+KERAS_BN_EPS = 1e-3
+#: Keras LayerNormalization default epsilon.
+KERAS_LN_EPS = 1e-3
+
+
+@dataclasses.dataclass
+class HighSchoolersConfig(MethodConfig):
+    """Hyperparameters; the defaults are the team's (paper profile). Never edit them: scaled-down
+    settings live in ``configs/highschoolers.toml`` profiles.
+
+    Attributes:
+        seq_len: model input length in nt; longer training sequences are dropped, shorter ones
+            N-padded at the 3' end (§1: 111).
+        valid_size: hold-out used by :meth:`HighSchoolers.fit` when no validation table is given:
+            >= 1 a row count, in (0, 1) a fraction (§1: the last 104,448 processed rows).
+        conv1_filters, conv1_kernel: RC convolution, filters per strand and width (§2 / code: 192, 19).
+        conv2_filters, conv2_kernel: block 2 convolution (code: 256, 9).
+        conv3_filters, conv3_kernel: block 3 convolution (code: 192, 7); also the transformer width.
+        res_layers: convolutions of the residual dilated blocks 1-3 (code: 4, 2, 2 -> dilations
+            1..8, 1..2, 1..2).
+        res_kernel, res_dropout: residual convolutions' width and inner dropout (code: 3, 0.1).
+        pool_sizes: attention pooling windows of blocks 1-3 (code: 4, 4, 2).
+        block_dropouts: dropout of blocks 1-3 (code: 0.2 before pooling, 0.3 and 0.1 after).
+        heads: attention heads (§2 / code: 8); ``conv3_filters`` must divide by it and by 6.
+        ffn: width of the transformer's 1x1-conv feed-forward layer (code: 1024).
+        attn_dropout: dropouts inside the transformer layer (positional features, attention output,
+            both feed-forward convs; code: 0.1).
+        dense, dense_dropout: head width and dropouts (code: 256, 0.4).
+        batch_size: training batch (Table 1: 1024).
+        lr, finetune_lr: Adam learning rates of training / fine-tuning (Table 1: 1e-4, 3e-5).
+        adam_eps: Keras Adam epsilon (Keras default 1e-7).
+        train_epochs, finetune_epochs: epochs of the two stages (Table 1: 750, 100).
+        slice_size: training rows per epoch, a fresh random slice each epoch (Table 1: 307,200);
+            0 or more than the training rows: full passes.
+        swa_start, swa_period: SWA start and period in optimizer steps (code: 150, 30; TFA counts
+            steps, see the module docstring).
+        prediction_weights: ``"best"`` (the team's code: best-validation-Pearson Adam weights) or
+            ``"swa"`` (final SWA averages, BatchNorm statistics recomputed).
+        quantile_output: map predictions to uniform quantiles (GetPredictions; off for ensembling).
+        eval_batch_size: rows per forward pass for validation/prediction (code: 1024).
+        mixed_precision: ``"off"`` (fp32, Keras' default policy), ``"auto"``, ``"bf16"``, ``"fp16"``.
+        max_train_seconds: training time budget in s, 0 = none (CPU profiles only).
+        progress: show the progress bar / per-epoch lines.
+    """
+
+    seq_len: int = 111
+    valid_size: float = 104_448
+    conv1_filters: int = 192
+    conv1_kernel: int = 19
+    conv2_filters: int = 256
+    conv2_kernel: int = 9
+    conv3_filters: int = 192
+    conv3_kernel: int = 7
+    res_layers: tuple[int, int, int] = (4, 2, 2)
+    res_kernel: int = 3
+    res_dropout: float = 0.1
+    pool_sizes: tuple[int, int, int] = (4, 4, 2)
+    block_dropouts: tuple[float, float, float] = (0.2, 0.3, 0.1)
+    heads: int = 8
+    ffn: int = 1024
+    attn_dropout: float = 0.1
+    dense: int = 256
+    dense_dropout: float = 0.4
+    batch_size: int = 1024
+    lr: float = 1e-4
+    finetune_lr: float = 3e-5
+    adam_eps: float = 1e-7
+    train_epochs: int = 750
+    finetune_epochs: int = 100
+    slice_size: int = 307_200
+    swa_start: int = 150
+    swa_period: int = 30
+    prediction_weights: str = "best"
+    quantile_output: bool = False
+    eval_batch_size: int = 1024
+    mixed_precision: str = "off"
+    max_train_seconds: float = 0.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        # TOML arrays arrive as lists: keep the config hashable/comparable
+        self.res_layers = tuple(int(v) for v in self.res_layers)
+        self.pool_sizes = tuple(int(v) for v in self.pool_sizes)
+        self.block_dropouts = tuple(float(v) for v in self.block_dropouts)
+        for name in ("seq_len", "conv1_filters", "conv1_kernel", "conv2_filters", "conv2_kernel", "conv3_filters",
+                     "conv3_kernel", "res_kernel", "heads", "ffn", "dense", "batch_size", "eval_batch_size",
+                     "swa_period"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"highschoolers: {name} must be >= 1, got {getattr(self, name)}")
+        if len(self.res_layers) != 3 or len(self.pool_sizes) != 3 or len(self.block_dropouts) != 3:
+            raise ValueError("highschoolers: res_layers, pool_sizes and block_dropouts need 3 entries (one per block)")
+        if min(self.res_layers) < 1 or min(self.pool_sizes) < 1:
+            raise ValueError("highschoolers: res_layers and pool_sizes must be >= 1")
+        for k in (self.conv1_kernel, self.conv2_kernel, self.conv3_kernel, self.res_kernel):
+            if k % 2 == 0:
+                raise ValueError(f"highschoolers: kernel sizes must be odd (symmetric 'same' padding), got {k}")
+        if self.conv3_filters % self.heads or self.conv3_filters % 6:
+            raise ValueError(f"highschoolers: conv3_filters (d_model) {self.conv3_filters} must be divisible by "
+                             f"heads {self.heads} and by 6 (six positional basis functions)")
+        if self.pooled_len < 1:
+            raise ValueError(f"highschoolers: seq_len {self.seq_len} is too short for pool sizes {self.pool_sizes}")
+        for name in ("res_dropout", "attn_dropout", "dense_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"highschoolers: {name} must be in [0, 1), got {getattr(self, name)}")
+        if not all(0 <= p < 1 for p in self.block_dropouts):
+            raise ValueError(f"highschoolers: block_dropouts must be in [0, 1), got {self.block_dropouts}")
+        if not self.valid_size > 0 or (self.valid_size >= 1 and self.valid_size != int(self.valid_size)):
+            raise ValueError(f"highschoolers: valid_size must be a fraction in (0, 1) or a whole row count, "
+                             f"got {self.valid_size}")
+        if self.train_epochs < 0 or self.finetune_epochs < 0 or self.train_epochs + self.finetune_epochs < 1:
+            raise ValueError("highschoolers: train_epochs + finetune_epochs must be >= 1 (each >= 0)")
+        if self.slice_size < 0 or self.swa_start < 0:
+            raise ValueError("highschoolers: slice_size and swa_start must be >= 0")
+        if self.lr <= 0 or self.finetune_lr <= 0:
+            raise ValueError("highschoolers: learning rates must be > 0")
+        if self.prediction_weights not in ("best", "swa"):
+            raise ValueError(f"highschoolers: prediction_weights must be 'best' or 'swa', got {self.prediction_weights!r}")
+
+    @property
+    def pooled_len(self) -> int:
+        """Length after the three attention poolings (each floors: 111 -> 27 -> 6 -> 3)."""
+        length = self.seq_len
+        for p in self.pool_sizes:
+            length //= p
+        return length
+
+
+# ----------------------------------------------------------------------------------------------
+# data
+# ----------------------------------------------------------------------------------------------
+def model_codes(table: SeqTable, seq_len: int = 111) -> np.ndarray:
+    """Fixed-length codes (§1; *DataProcessing* ``convert_one_hot``): N-pad at the 3' end to
+    ``seq_len``; rows longer than ``seq_len`` are cut at ``seq_len`` (training rows that long are
+    dropped before this by :meth:`HighSchoolers.fit`).
+
+    Returns ``(N, seq_len) uint8`` codes; one-hot happens per batch (N -> zeros).
+    """
+    return encoding.fit_length(table.codes, table.lengths, seq_len, strategy="right", fill="N", truncate="right")
+
+
+def highschoolers_input(x: torch.Tensor, y: torch.Tensor | None,
+                        training: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Batch transform: ``(B, L) uint8`` codes -> ``(B, 4, L) float32`` one-hot (A, C, G, T; N and
+    PAD -> zeros; §1); targets unchanged. No augmentation at training or prediction time (the
+    team's RC augmentation never ran, see the module docstring)."""
+    return one_hot_codes(x), y
+
+
+# ----------------------------------------------------------------------------------------------
+# layers
+# ----------------------------------------------------------------------------------------------
+def keras_batch_norm(channels: int) -> nn.BatchNorm1d:
+    """``nn.BatchNorm1d`` with Keras ``BatchNormalization`` defaults (momentum 0.99, eps 1e-3)."""
+    return nn.BatchNorm1d(channels, momentum=KERAS_BN_MOMENTUM, eps=KERAS_BN_EPS)
+
+
+def _same_conv(in_ch: int, out_ch: int, kernel: int, dilation: int = 1, bias: bool = True) -> nn.Conv1d:
+    """Conv1d with Keras "same" padding for an odd kernel (``dilation * (k - 1) / 2`` each side)."""
+    return nn.Conv1d(in_ch, out_ch, kernel, padding=dilation * (kernel - 1) // 2, dilation=dilation, bias=bias)
+
+
+class RevCompConv1d(nn.Module):
+    """Reverse-complement-aware convolution with tied weights (§2 block 1; the team's ``RevCompConv1D``).
+
+    One ``(filters, 4, k)`` weight and one ``(filters,)`` bias. The reverse-complement filter set is
+    the forward set flipped along length and channel (A<->T, C<->G for the A, C, G, T channel
+    order); both sets scan the input with "same" padding and share the bias. Consequently the RC
+    half of the output on ``x`` equals the forward half on ``RC(x)``, reversed along length.
+
+    Input ``(B, 4, L)`` float one-hot; output ``(B, 2 * filters, L)``: forward maps then RC maps.
+    Raises ValueError (construction) for an even kernel.
+    """
+
+    def __init__(self, filters: int, kernel_size: int, in_channels: int = 4) -> None:
+        super().__init__()
+        if kernel_size % 2 == 0:
+            raise ValueError(f"RevCompConv1d needs an odd kernel, got {kernel_size}")
+        self.filters = filters
+        self.padding = (kernel_size - 1) // 2
+        self.weight = nn.Parameter(torch.empty(filters, in_channels, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(filters))
+        nn.init.xavier_uniform_(self.weight)  # Keras glorot_uniform on a (k, 4, filters) kernel
+
+    def rc_weight(self) -> torch.Tensor:
+        """The tied reverse-complement filters ``(filters, 4, k)``: channel- and length-flipped."""
+        return self.weight.flip(1).flip(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = torch.cat([self.weight, self.rc_weight()], dim=0)
+        return F.conv1d(x, weight, torch.cat([self.bias, self.bias]), padding=self.padding)
+
+
+class AttentionPool1d(nn.Module):
+    """Attention pooling with 1x1-conv logits (§2 "attention pooling"; the team's ``AttentionPooling``).
+
+    The length is cropped to a multiple of ``pool_size`` (3' positions dropped, Keras
+    ``Cropping1D((0, L % pool))``); logits come from a bias-free 1x1 convolution ``C -> C``; a
+    softmax over the ``pool_size`` positions of each window, per channel, weights the sum.
+
+    Input ``(B, C, L)``; output ``(B, C, L // pool_size)``.
+    """
+
+    def __init__(self, channels: int, pool_size: int) -> None:
+        super().__init__()
+        self.pool_size = pool_size
+        self.logits = nn.Conv1d(channels, channels, 1, bias=False)
+
+    def _windows(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, c, length = x.shape
+        n = length // self.pool_size
+        x = x[:, :, : n * self.pool_size]
+        logits = self.logits(x).view(b, c, n, self.pool_size)
+        return x.reshape(b, c, n, self.pool_size), logits
+
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """Softmax weights ``(B, C, L // pool, pool)``; they sum to one over the last axis."""
+        return torch.softmax(self._windows(x)[1], dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        windows, logits = self._windows(x)
+        return (windows * torch.softmax(logits, dim=-1)).sum(-1)
+
+
+class DilatedResidual(nn.Module):
+    """Residual branch of dilated convolutions (§2; the team's ``residual_block``).
+
+    ``conv(k, dilation 1, no bias) -> BN``, then for ``i = 1 .. layers - 1``: ``ReLU -> Dropout ->
+    conv(k, dilation 2^i, bias) -> BN``; output ``ReLU(x + branch)``. Shape-preserving ``(B, C, L)``.
+    """
+
+    def __init__(self, channels: int, layers: int, kernel_size: int = 3, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(
+            [_same_conv(channels, channels, kernel_size, dilation=2 ** i, bias=i > 0) for i in range(layers)])
+        self.norms = nn.ModuleList([keras_batch_norm(channels) for _ in range(layers)])
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norms[0](self.convs[0](x))
+        for conv, norm in zip(self.convs[1:], self.norms[1:]):
+            h = norm(conv(self.drop(F.relu(h))))
+        return F.relu(x + h)
+
+
+def relative_position_features(seq_len: int, feature_size: int) -> torch.Tensor:
+    """Enformer-style relative positional basis as the team's ``MultiHeadAttention2`` builds it (§2).
+
+    For distances ``-(L-1) .. L-1``: exponential decays (half-lives ``2^linspace(3, log2 L, f)``),
+    central masks (widths ``2^1 - 1 .. 2^f - 1``) and gamma densities (means ``linspace(L/f, L, f)``,
+    s.d. ``L / 2f``, normalised by their global maximum), each followed by its copy times
+    ``sign(distance)``: order ``[exp, sign*exp, mask, sign*mask, gamma, sign*gamma]``. Computed in
+    float32 like the TensorFlow original.
+
+    Returns ``(2L - 1, 6 f) float32``. Raises ValueError if a feature is not finite.
+    """
+    f32 = np.float32
+    pos = np.arange(-seq_len + 1, seq_len, dtype=f32)
+    dist = np.abs(pos)[:, None]
+    sign = np.sign(pos)[:, None]
+    length = f32(seq_len)
+    half_life = np.power(f32(2.0), np.linspace(3.0, np.log(length) / np.log(f32(2.0)), feature_size, dtype=f32))
+    exp = np.exp(-np.log(f32(2.0)) / half_life * dist).astype(f32)
+    widths = np.power(f32(2.0), np.arange(1, feature_size + 1, dtype=f32)) - 1
+    mask = (widths > dist).astype(f32)
+    stdv = length / (2 * feature_size)
+    mean = np.linspace(length / feature_size, length, feature_size, dtype=f32)
+    concentration = (mean / stdv) ** 2
+    rate = mean / stdv ** 2
+    with np.errstate(divide="ignore"):
+        log_prob = special.xlogy(concentration - 1, dist) - rate * dist
+    log_norm = special.gammaln(concentration) - concentration * np.log(rate)
+    gamma = np.exp((log_prob - log_norm).astype(f32))
+    gamma = gamma / gamma.max()
+    feats = np.concatenate([exp, sign * exp, mask, sign * mask, gamma, sign * gamma], axis=-1).astype(f32)
+    if not np.isfinite(feats).all():
+        raise ValueError(f"relative positional features are not finite for seq_len={seq_len}")
+    return torch.from_numpy(feats)
+
+
+def relative_shift(x: torch.Tensor) -> torch.Tensor:
+    """The team's ``relative_shift``: ``(B, H, T, 2T - 1)`` logits over relative distances ->
+    ``(B, H, T, T)``, ``out[..., i, j] = x[..., i, T - 1 - i + j]`` (distance ``j - i``)."""
+    x = F.pad(x, (1, 0))
+    b, h, t1, t2 = x.shape
+    x = x.reshape(b, h, t2, t1)[:, :, 1:, :]
+    return x.reshape(b, h, t1, t2 - 1)[..., : (t2 + 1) // 2]
+
+
+class RelativeMultiHeadAttention(nn.Module):
+    """Multi-head self-attention with Enformer relative positions (§2; the team's ``MultiHeadAttention2``).
+
+    Bias-free Q, K, V and positional projections; ``q`` scaled by ``depth^-0.5``; logits =
+    ``(q + r_w) k^T + shift((q + r_r) r_k^T)``; softmax; output projection with bias. Positional
+    features get dropout while training.
+
+    Input ``(B, T, d_model)`` with ``T == seq_len``; output ``(B, T, d_model)``.
+    """
+
+    def __init__(self, d_model: int, heads: int, seq_len: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        if d_model % heads or d_model % 6:
+            raise ValueError(f"d_model {d_model} must be divisible by heads {heads} and by 6")
+        self.heads, self.depth, self.seq_len = heads, d_model // heads, seq_len
+        self.wq = nn.Linear(d_model, d_model, bias=False)
+        self.wk = nn.Linear(d_model, d_model, bias=False)
+        self.wv = nn.Linear(d_model, d_model, bias=False)
+        self.r_k = nn.Linear(d_model, d_model, bias=False)
+        self.r_w = nn.Parameter(torch.randn(1, heads, 1, self.depth) * 0.5)
+        self.r_r = nn.Parameter(torch.randn(1, heads, 1, self.depth) * 0.5)
+        self.out = nn.Linear(d_model, d_model)
+        self.pos_drop = nn.Dropout(dropout)
+        self.register_buffer("positions", relative_position_features(seq_len, d_model // 6), persistent=False)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        return x.view(b, t, self.heads, self.depth).transpose(1, 2)
+
+    def attention_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention weights ``(B, H, T, T)`` (rows sum to one)."""
+        return self._attend(x)[1]
+
+    def _attend(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.shape[1] != self.seq_len:
+            raise ValueError(f"attention built for length {self.seq_len}, got {x.shape[1]}")
+        q = self._split(self.wq(x)) / math.sqrt(self.depth)
+        k, v = self._split(self.wk(x)), self._split(self.wv(x))
+        r_k = self.r_k(self.pos_drop(self.positions.to(x.dtype)))  # (2T - 1, d_model)
+        r_k = r_k.view(1, -1, self.heads, self.depth).transpose(1, 2)  # (1, H, 2T - 1, depth)
+        content = (q + self.r_w) @ k.transpose(-1, -2)
+        relative = relative_shift((q + self.r_r) @ r_k.transpose(-1, -2))
+        attn = torch.softmax(content + relative, dim=-1)
+        b, _, t, _ = attn.shape
+        return (attn @ v).transpose(1, 2).reshape(b, t, -1), attn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self._attend(x)[0])
+
+
+class TransformerLayer(nn.Module):
+    """One post-norm transformer layer with a 1x1-conv feed-forward (§2; *ModelTraining*).
+
+    ``x = LN(x + Drop(MHA(x)))``; ``x = LN(x + Drop(Conv1x1(ReLU(Drop(Conv1x1(x))))))`` with
+    the dropout before the ReLU as in the team's code. ``(B, T, d_model) -> (B, T, d_model)``.
+    """
+
+    def __init__(self, d_model: int, heads: int, ffn: int, seq_len: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.mha = RelativeMultiHeadAttention(d_model, heads, seq_len, dropout)
+        self.drop = nn.Dropout(dropout)
+        self.norm1 = nn.LayerNorm(d_model, eps=KERAS_LN_EPS)
+        self.ffn_in = nn.Conv1d(d_model, ffn, 1)
+        self.ffn_out = nn.Conv1d(ffn, d_model, 1)
+        self.norm2 = nn.LayerNorm(d_model, eps=KERAS_LN_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm1(x + self.drop(self.mha(x)))
+        h = self.ffn_in(x.transpose(1, 2))
+        h = self.ffn_out(F.relu(self.drop(h)))
+        return self.norm2(x + self.drop(h.transpose(1, 2)))
+
+
+class HighSchoolersNet(nn.Module):
+    """The team's network (§2; see the module docstring for the layer list).
+
+    Input ``(B, 4, seq_len)`` float one-hot; output ``(B,)`` float32 predicted expression (the last
+    dense layer runs in fp32 even under autocast). Keras initialisation (glorot-uniform kernels,
+    zero biases) is applied at construction.
+    """
+
+    def __init__(self, config: HighSchoolersConfig) -> None:
+        super().__init__()
+        cfg = config
+        c1, c2, c3 = 2 * cfg.conv1_filters, cfg.conv2_filters, cfg.conv3_filters
+        d1, d2, d3 = cfg.block_dropouts
+        p1, p2, p3 = cfg.pool_sizes
+        r1, r2, r3 = cfg.res_layers
+        # block 1
+        self.rc_conv = RevCompConv1d(cfg.conv1_filters, cfg.conv1_kernel)
+        self.bn1 = keras_batch_norm(c1)
+        self.res1 = DilatedResidual(c1, r1, cfg.res_kernel, cfg.res_dropout)
+        self.drop1 = nn.Dropout(d1)
+        self.pool1 = AttentionPool1d(c1, p1)
+        # block 2
+        self.conv2 = _same_conv(c1, c2, cfg.conv2_kernel)
+        self.bn2 = keras_batch_norm(c2)
+        self.res2 = DilatedResidual(c2, r2, cfg.res_kernel, cfg.res_dropout)
+        self.pool2 = AttentionPool1d(c2, p2)
+        self.drop2 = nn.Dropout(d2)
+        # block 3
+        self.conv3 = _same_conv(c2, c3, cfg.conv3_kernel)
+        self.bn3 = keras_batch_norm(c3)
+        self.res3 = DilatedResidual(c3, r3, cfg.res_kernel, cfg.res_dropout)
+        self.pool3 = AttentionPool1d(c3, p3)
+        self.drop3 = nn.Dropout(d3)
+        # transformer and head
+        self.transformer = TransformerLayer(c3, cfg.heads, cfg.ffn, cfg.pooled_len, cfg.attn_dropout)
+        self.dense1 = nn.Linear(cfg.pooled_len * c3, cfg.dense)
+        self.bn_d1 = keras_batch_norm(cfg.dense)
+        self.dense2 = nn.Linear(cfg.dense, cfg.dense)
+        self.bn_d2 = keras_batch_norm(cfg.dense)
+        self.dense_drop = nn.Dropout(cfg.dense_dropout)
+        self.out = nn.Linear(cfg.dense, 1)
+        self.apply(_keras_init)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The three convolution blocks: ``(B, 4, L) -> (B, conv3_filters, pooled_len)``."""
+        x = self.pool1(self.drop1(self.res1(torch.exp(self.bn1(self.rc_conv(x))))))
+        x = self.drop2(self.pool2(self.res2(F.relu(self.bn2(F.relu(self.conv2(x)))))))
+        return self.drop3(self.pool3(self.res3(F.relu(self.bn3(self.conv3(x))))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.transformer(self.features(x).transpose(1, 2))  # (B, T, d_model), Keras layout
+        h = torch.flatten(h, 1)  # position-major, as Keras Flatten on (T, C)
+        h = self.dense_drop(F.relu(self.bn_d1(self.dense1(h))))
+        h = self.dense_drop(F.relu(self.bn_d2(self.dense2(h))))
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            return self.out(h.float())[:, 0]
+
+
+def _keras_init(module: nn.Module) -> None:
+    """Keras defaults: glorot-uniform kernels and zero biases for Conv1D / Dense layers."""
+    if isinstance(module, (nn.Conv1d, nn.Linear)):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+# ----------------------------------------------------------------------------------------------
+# optimiser: Keras Adam + TensorFlow Addons SWA
+# ----------------------------------------------------------------------------------------------
+class KerasAdamSWA(torch.optim.Optimizer):
+    """Keras' Adam wrapped in TensorFlow Addons' SWA, as ``tfa.optimizers.SWA(Adam(lr),
+    start_averaging, average_period)`` (§3, Table 1; *ModelTraining*).
+
+    Adam update (Keras / ``ResourceApplyAdam``): ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2)
+    g^2``, ``p -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)`` with ``t`` the 1-based
+    step. SWA (TFA ``average_op``, sequential update): after the update of 0-based step ``k`` with
+    ``k >= start_averaging`` and ``(k - start_averaging) % average_period == 0``, ``avg = (avg * n +
+    p) / (n + 1)`` with ``n = (k - start_averaging) // average_period`` -- an equal-weight mean of
+    the snapshots, kept in the optimizer state (``state[p]["swa_average"]``) so that checkpoints
+    carry it. Both counters are in optimizer steps.
+
+    Args:
+        params: parameters or parameter groups.
+        lr: learning rate (scheduled through ``param_groups[i]["lr"]``).
+        betas, eps: Keras Adam defaults (0.9, 0.999), 1e-7.
+        start_averaging, average_period: SWA start and period in steps.
+
+    Raises:
+        ValueError: ``lr <= 0``, ``eps < 0``, ``start_averaging < 0`` or ``average_period < 1``.
+    """
+
+    def __init__(self, params, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-7,
+                 start_averaging: int = 150, average_period: int = 30) -> None:
+        if lr <= 0 or eps < 0:
+            raise ValueError(f"KerasAdamSWA: lr must be > 0 and eps >= 0, got {lr}, {eps}")
+        if start_averaging < 0 or average_period < 1:
+            raise ValueError(f"KerasAdamSWA: start_averaging >= 0 and average_period >= 1 required, got "
+                             f"{start_averaging}, {average_period}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps))
+        self.start_averaging, self.average_period = int(start_averaging), int(average_period)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One Adam update of every parameter with a gradient, then the SWA snapshot when due."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            lr, eps = group["lr"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                t = state["step"]
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(b1).add_(g, alpha=1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                lr_t = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+                p.addcdiv_(m, v.sqrt().add_(eps), value=-lr_t)
+                k = t - 1  # TFA reads self.iterations before Keras increments it
+                if k >= self.start_averaging and (k - self.start_averaging) % self.average_period == 0:
+                    n = (k - self.start_averaging) // self.average_period
+                    if n == 0 or "swa_average" not in state:
+                        state["swa_average"] = p.detach().clone()
+                    else:
+                        state["swa_average"].mul_(n).add_(p).div_(n + 1)
+        return loss
+
+    def num_snapshots(self) -> int:
+        """Snapshots averaged so far (0 before ``start_averaging``), from the first parameter's count."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                t = self.state[p].get("step", 0) if p in self.state else 0
+                if t - 1 < self.start_averaging:
+                    return 0
+                return (t - 1 - self.start_averaging) // self.average_period + 1
+        return 0
+
+    @torch.no_grad()
+    def assign_average(self) -> int:
+        """Copy the SWA averages into the parameters (TFA ``assign_average_vars``).
+
+        Returns the number of parameters assigned (0 before any snapshot: nothing changes).
+        """
+        count = 0
+        for group in self.param_groups:
+            for p in group["params"]:
+                avg = self.state[p].get("swa_average") if p in self.state else None
+                if avg is not None:
+                    p.copy_(avg)
+                    count += 1
+        return count
+
+
+# ----------------------------------------------------------------------------------------------
+# the plug-in
+# ----------------------------------------------------------------------------------------------
+@register("highschoolers")
+class HighSchoolers(Method):
+    """High Schoolers Are All You Need (DREAM 2022): see the module docstring for the recipe.
+
+    After :meth:`fit`: ``history`` (per-epoch records of :class:`harness.torch_train.Trainer`),
+    ``best_epoch``, ``filter_stats`` (rows in / dropped longer than ``seq_len`` / kept),
+    ``swa_snapshots`` (SWA averages taken) and, with ``prediction_weights="swa"``,
+    ``swa_metrics`` (validation r/rho/MSE of the averaged model).
+    """
+
+    framework = "pytorch"
+    Config = HighSchoolersConfig
+
+    def __init__(self, config: HighSchoolersConfig | None = None, *, seed: int = 0, device: str = "auto",
+                 work_dir=None) -> None:
+        super().__init__(config, seed=seed, device=device, work_dir=work_dir)
+        self.model: HighSchoolersNet | None = None
+        self.history: list[dict] = []
+        self.best_epoch: int | None = None
+        self.filter_stats: dict[str, int] = {}
+        self.swa_snapshots: int = 0
+        self.swa_metrics: dict[str, float] = {}
+        self._optimizer: KerasAdamSWA | None = None
+
+    def build_model(self) -> HighSchoolersNet:
+        """A freshly initialised network (Keras-style init, seeded by ``seed``)."""
+        torch.manual_seed(self.seed)
+        return HighSchoolersNet(self.config)
+
+    def num_parameters(self) -> int:
+        """Trainable parameters of this config's network (paper: 4,680,769; §2)."""
+        with torch.device("meta"):
+            net = HighSchoolersNet(self.config)
+        return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+    def _make_optimizer(self, net: nn.Module) -> KerasAdamSWA:
+        cfg = self.config
+        self._optimizer = KerasAdamSWA(net.parameters(), lr=cfg.lr, eps=cfg.adam_eps, start_averaging=cfg.swa_start,
+                                       average_period=cfg.swa_period)
+        return self._optimizer
+
+    def make_trainer(self, model: HighSchoolersNet | None = None, checkpoint_dir: Path | None = None,
+                     n_train: int | None = None) -> Trainer:
+        """The :class:`harness.torch_train.Trainer` that :meth:`fit` uses (also for benchmarks).
+
+        §3 / Table 1: ``nn.MSELoss``; :class:`KerasAdamSWA` (lr ``lr``, SWA ``swa_start`` /
+        ``swa_period`` steps); ``train_epochs + finetune_epochs`` epochs, the lr multiplied by
+        ``finetune_lr / lr`` from epoch ``train_epochs + 1`` (``LambdaLR`` stepped per epoch); each
+        epoch ``slice_size // batch_size`` batches of a fresh seeded permutation (a random slice
+        without replacement); no early stopping; the best validation Pearson r's weights restored.
+        ``n_train`` (rows) only decides whether a slice is shorter than a full pass.
+        """
+        cfg = self.config
+        steps = cfg.slice_size // cfg.batch_size if cfg.slice_size else 0
+        if n_train is not None and cfg.slice_size >= n_train:
+            steps = 0
+        ratio = cfg.finetune_lr / cfg.lr
+        train_epochs = cfg.train_epochs
+        train_cfg = TrainConfig(
+            batch_size=cfg.batch_size, max_epochs=cfg.train_epochs + cfg.finetune_epochs, patience=None,
+            monitor="valid_r", monitor_mode="max", eval_batch_size=cfg.eval_batch_size,
+            mixed_precision=cfg.mixed_precision, seed=self.seed, shuffle=True,
+            max_batches_per_epoch=max(steps, 1) if steps else None,
+            max_train_seconds=cfg.max_train_seconds or None, progress=cfg.progress)
+        return Trainer(
+            model if model is not None else self.build_model(), nn.MSELoss(), self._make_optimizer, config=train_cfg,
+            scheduler_factory=lambda opt, _steps, _epochs: torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda epoch: 1.0 if epoch < train_epochs else ratio),
+            scheduler_interval="epoch", transform=highschoolers_input, device=select_device(self.device),
+            checkpoint_dir=checkpoint_dir)
+
+    def _filter(self, table: SeqTable) -> SeqTable:
+        keep = np.asarray(table.lengths) <= self.config.seq_len
+        self.filter_stats["rows"] = self.filter_stats.get("rows", 0) + len(table)
+        self.filter_stats["dropped_length"] = self.filter_stats.get("dropped_length", 0) + int((~keep).sum())
+        self.filter_stats["kept"] = self.filter_stats.get("kept", 0) + int(keep.sum())
+        return table.subset(keep)
+
+    def _holdout(self, n: int) -> np.ndarray:
+        """Indices of the seeded random hold-out (``valid_size`` rows or fraction of ``n``)."""
+        size = self.config.valid_size
+        n_valid = int(size) if size >= 1 else int(math.ceil(size * n))
+        if n_valid < 2 or n - n_valid < 2:
+            raise ValueError(f"highschoolers.fit: a hold-out of {n_valid} of {n} rows leaves too few rows on one side; "
+                             "set valid_size to a fraction (e.g. 0.1) for small training sets")
+        return np.sort(np.random.default_rng(self.seed).permutation(n)[:n_valid])
+
+    def fit(self, train: SeqTable, valid: SeqTable | None = None) -> None:
+        """Train from scratch (resuming from ``work_dir/checkpoints`` when an interrupted fit of the
+        same data left one there).
+
+        Args:
+            train: training rows with ``y``; rows longer than ``seq_len`` are dropped (§1).
+            valid: optional validation rows (same filter). Without it a seeded random hold-out of
+                ``valid_size`` rows (or that fraction) of the filtered ``train`` is used (§1: the
+                team's last 104,448 rows).
+
+        Raises:
+            ValueError: missing targets, or too few rows for training / validation after the filter.
+        """
+        cfg = self.config
+        if train.y is None or (valid is not None and valid.y is None):
+            raise ValueError("highschoolers.fit: training/validation tables need targets (y)")
+        self.filter_stats = {}
+        train = self._filter(train)
+        if valid is None:
+            held = np.zeros(len(train), dtype=bool)
+            held[self._holdout(len(train))] = True
+            train, valid = train.subset(~held), train.subset(held)
+        else:
+            valid = self._filter(valid)
+        if len(train) < 2 or len(valid) < 2:
+            raise ValueError(f"highschoolers.fit: {len(train)} training / {len(valid)} validation rows after the "
+                             f"length filter (<= {cfg.seq_len} nt); need >= 2 each")
+        train_codes, valid_codes = model_codes(train, cfg.seq_len), model_codes(valid, cfg.seq_len)
+        trainer = self.make_trainer(checkpoint_dir=None if self.work_dir is None else self.work_dir / "checkpoints",
+                                    n_train=len(train))
+        self.history = trainer.fit(train_codes, train.y, valid_codes, valid.y)
+        self.best_epoch = trainer.best_epoch
+        optimizer = self._optimizer
+        self.swa_snapshots = optimizer.num_snapshots() if optimizer is not None else 0
+        self.swa_metrics = {}
+        if cfg.prediction_weights == "swa":
+            self._use_swa_weights(trainer, optimizer, train_codes, valid_codes, valid.y)
+        self.model = trainer.model.cpu().eval()
+        self._optimizer = None
+
+    def _use_swa_weights(self, trainer: Trainer, optimizer: KerasAdamSWA | None, train_codes: np.ndarray,
+                         valid_codes: np.ndarray, valid_y: np.ndarray) -> None:
+        """``prediction_weights="swa"``: final SWA averages into the network, BN statistics recomputed."""
+        if optimizer is None or optimizer.assign_average() == 0:
+            # fewer steps than swa_start: TFA would assign its zero-initialised slots; keep the
+            # trained weights instead and say so in swa_metrics
+            self.swa_metrics = {"assigned": 0.0}
+            return
+        net, device = trainer.model, trainer.device
+        torch.optim.swa_utils.update_bn(_one_hot_batches(train_codes, self.config.batch_size, device), net, device)
+        pred = predict_batches(net, valid_codes, self.config.eval_batch_size, device, highschoolers_input)
+        r, rho = pearson_spearman(pred, valid_y)
+        self.swa_metrics = {"assigned": 1.0, "valid_r": r, "valid_rho": rho,
+                            "valid_loss": float(np.mean((pred - valid_y) ** 2))}
+
+    def predict(self, seqs: SeqTable) -> np.ndarray:
+        """Predictions ``(len(seqs),) float64`` (eval mode, batches of ``eval_batch_size``, fp32).
+        Every row is predicted (3' N-padding / cut to ``seq_len``). Raw model outputs unless
+        ``quantile_output``: then ``sklearn.preprocessing.quantile_transform`` to uniform [0, 1]
+        over the predicted rows (*GetPredictions*; ``n_quantiles = min(1000, N)``, subsample
+        100,000, ``random_state = seed``).
+
+        Raises:
+            RuntimeError: the method is neither fitted nor loaded.
+        """
+        if self.model is None:
+            raise RuntimeError("highschoolers: predict called before fit/load")
+        device = select_device(self.device)
+        try:
+            pred = predict_batches(self.model, model_codes(seqs, self.config.seq_len), self.config.eval_batch_size,
+                                   device, highschoolers_input)
+        finally:
+            self.model.cpu()
+        if self.config.quantile_output and len(pred) > 1:
+            from sklearn.preprocessing import quantile_transform
+
+            pred = quantile_transform(pred[:, None], n_quantiles=min(1000, len(pred)), output_distribution="uniform",
+                                      subsample=100_000, random_state=self.seed, copy=True)[:, 0]
+        return np.asarray(pred, dtype=np.float64)
+
+    def _save_state(self, path: Path) -> None:
+        if self.model is None:
+            raise RuntimeError("highschoolers: save called before fit")
+        with atomic_open(path / "model.pt", "wb") as fh:
+            torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, fh)
+        write_json(path / "history.json", {"best_epoch": self.best_epoch, "filter_stats": self.filter_stats,
+                                           "swa_snapshots": self.swa_snapshots,
+                                           "swa_metrics": _json_safe([self.swa_metrics])[0],
+                                           "history": _json_safe(self.history)})
+
+    def _load_state(self, path: Path) -> None:
+        model = HighSchoolersNet(self.config)
+        model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True))
+        self.model = model.eval()
+        meta_path = path / "history.json"
+        if meta_path.is_file():
+            meta = read_json(meta_path)
+            self.best_epoch = meta.get("best_epoch")
+            self.filter_stats = meta.get("filter_stats", {})
+            self.swa_snapshots = meta.get("swa_snapshots", 0)
+            self.swa_metrics = meta.get("swa_metrics", {})
+            self.history = meta.get("history", [])
+
+
+def _one_hot_batches(codes: np.ndarray, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
+    """``(B, 4, L)`` one-hot batches of ``codes`` in order, on ``device`` (for ``update_bn``)."""
+    for start in range(0, len(codes), batch_size):
+        chunk = codes[start:start + batch_size]
+        if len(chunk) > 1:  # a one-row batch cannot give BatchNorm statistics
+            yield highschoolers_input(torch.from_numpy(np.ascontiguousarray(chunk)).to(device), None, True)[0]
+
+
+def _json_safe(history: list[dict]) -> list[dict]:
+    """NaN/inf -> None so the records can be written as strict JSON."""
+    return [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in rec.items()}
+            for rec in history]

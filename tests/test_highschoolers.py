@@ -1,0 +1,238 @@
+"""Tests of the High Schoolers Are All You Need plug-in (submissions/highschoolers.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from harness import registry
+from harness.data import encoding, read_table
+from harness.data.table import SeqTable
+from submissions.highschoolers import (PAPER_NUM_PARAMETERS, AttentionPool1d, HighSchoolers, HighSchoolersConfig,
+                                       HighSchoolersNet, KerasAdamSWA, RevCompConv1d, highschoolers_input,
+                                       model_codes, relative_shift)
+
+#: a tiny member of the same architecture family (d_model 24: divisible by 8 heads and by 6).
+TINY = dict(conv1_filters=8, conv2_filters=16, conv3_filters=24, ffn=32, dense=16, batch_size=64,
+            train_epochs=2, finetune_epochs=1, slice_size=0, valid_size=0.2, eval_batch_size=512, progress=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """Small models on a shared 2-core machine: one intra-op thread (no assertion depends on it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def dev(real_data):
+    """The real dev_train rows (``real_data`` from conftest skips where the data is absent)."""
+    path = real_data / "dev_train.txt"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    return read_table(path)
+
+
+def _one_hot(codes: np.ndarray) -> torch.Tensor:
+    return highschoolers_input(torch.from_numpy(codes), None, False)[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# architecture
+# ----------------------------------------------------------------------------------------------
+def test_paper_parameter_count():
+    assert PAPER_NUM_PARAMETERS == 4_680_769
+    assert HighSchoolers().num_parameters() == 4_680_769
+    net = HighSchoolersNet(HighSchoolersConfig())
+    assert sum(p.numel() for p in net.parameters() if p.requires_grad) == 4_680_769
+    # Keras' summary adds the BatchNorm moving mean/variance as non-trainable weights
+    moving = sum(b.numel() for name, b in net.named_buffers() if name.endswith(("running_mean", "running_var")))
+    assert moving == 7_552
+    assert registry.load_profile("highschoolers", "paper").config == HighSchoolersConfig()
+
+
+def test_paper_shapes_and_keras_defaults():
+    cfg = HighSchoolersConfig()
+    assert cfg.pooled_len == 3  # 111 -> 27 -> 6 -> 3
+    net = HighSchoolersNet(cfg).eval()
+    assert net.rc_conv.weight.shape == (192, 4, 19)
+    assert [c.dilation[0] for c in net.res1.convs] == [1, 2, 4, 8]
+    assert [c.dilation[0] for c in net.res2.convs] == [1, 2] and [c.dilation[0] for c in net.res3.convs] == [1, 2]
+    assert net.res1.convs[0].bias is None and net.res1.convs[1].bias is not None
+    assert net.conv2.weight.shape == (256, 384, 9) and net.conv3.weight.shape == (192, 256, 7)
+    assert net.transformer.mha.heads == 8 and net.transformer.ffn_in.out_channels == 1024
+    assert net.dense1.in_features == 3 * 192 and net.out.out_features == 1
+    assert net.bn1.momentum == pytest.approx(0.01) and net.bn1.eps == pytest.approx(1e-3)
+    assert net.transformer.norm1.eps == pytest.approx(1e-3)
+    assert torch.all(net.conv2.bias == 0)  # Keras zero bias init
+    codes = np.random.default_rng(0).integers(0, 5, (3, 111)).astype(np.uint8)
+    x = _one_hot(codes)
+    assert x.shape == (3, 4, 111)
+    with torch.no_grad():
+        h1 = net.pool1(net.drop1(net.res1(torch.exp(net.bn1(net.rc_conv(x))))))
+        feats = net.features(x)
+        out = net(x)
+    assert h1.shape == (3, 384, 27)
+    assert feats.shape == (3, 192, 3)
+    assert out.shape == (3,) and out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+def test_rc_convolution_weight_tying():
+    conv = RevCompConv1d(filters=6, kernel_size=19)
+    torch.nn.init.normal_(conv.bias)
+    codes = np.random.default_rng(1).integers(0, 5, (4, 111)).astype(np.uint8)
+    codes[:, 100:] = encoding.N  # 3' N padding
+    x, x_rc = _one_hot(codes), _one_hot(encoding.reverse_complement(codes))
+    assert torch.equal(x_rc, x.flip(1).flip(2))  # channel flip = complement for A, C, G, T
+    with torch.no_grad():
+        out, out_rc = conv(x), conv(x_rc)
+    assert out.shape == (4, 12, 111)
+    fwd, rc = out[:, :6], out[:, 6:]
+    # the RC branch on x == the forward branch on RC(x), reversed along length (and vice versa)
+    torch.testing.assert_close(rc, out_rc[:, :6].flip(-1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fwd, out_rc[:, 6:].flip(-1), rtol=1e-5, atol=1e-5)
+    # one tied weight set: the RC filters are the forward ones flipped in channel and length
+    assert [name for name, _ in conv.named_parameters()] == ["weight", "bias"]
+    assert torch.equal(conv.rc_weight(), conv.weight.flip(1).flip(2))
+
+
+def test_attention_pooling_weights_sum_to_one():
+    pool = AttentionPool1d(channels=5, pool_size=4)
+    x = torch.randn(2, 5, 111)
+    w = pool.weights(x)
+    assert w.shape == (2, 5, 27, 4)
+    assert torch.all(w >= 0)
+    torch.testing.assert_close(w.sum(-1), torch.ones(2, 5, 27))
+    out = pool(x)
+    assert out.shape == (2, 5, 27)
+    # the weighted mean of each window of the cropped input (the 3 trailing positions dropped)
+    expected = (x[:, :, :108].reshape(2, 5, 27, 4) * w).sum(-1)
+    torch.testing.assert_close(out, expected)
+    x2 = x.clone()
+    x2[:, :, 108:] = 1e3  # cropped positions never reach the output
+    torch.testing.assert_close(pool(x2), out)
+    assert pool.logits.bias is None and pool.logits.kernel_size == (1,)
+
+
+def test_relative_shift_and_attention_rows():
+    x = torch.randn(2, 3, 4, 7)
+    s = relative_shift(x)
+    assert s.shape == (2, 3, 4, 4)
+    for i in range(4):
+        for j in range(4):
+            assert torch.equal(s[..., i, j], x[..., i, 3 - i + j])
+    net = HighSchoolersNet(HighSchoolersConfig(**{k: v for k, v in TINY.items()})).eval()
+    with torch.no_grad():
+        attn = net.transformer.mha.attention_map(torch.randn(2, 3, 24))
+    assert attn.shape == (2, 8, 3, 3)
+    torch.testing.assert_close(attn.sum(-1), torch.ones(2, 8, 3))
+
+
+def test_keras_adam_swa_schedule():
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = KerasAdamSWA([p], lr=0.1, start_averaging=2, average_period=3)
+    seen = []
+    for _ in range(9):  # 0-based steps 0..8: snapshots after steps 2, 5, 8
+        p.grad = -torch.ones(3)
+        opt.step()
+        seen.append(p.detach().clone())
+    torch.testing.assert_close(opt.state[p]["swa_average"], (seen[2] + seen[5] + seen[8]) / 3)
+    assert opt.num_snapshots() == 3
+    # Keras Adam: with a constant gradient, m / (sqrt(v) + eps) ~ 1 after bias correction -> step ~ lr
+    torch.testing.assert_close(seen[0], torch.full((3,), 0.1), rtol=1e-4, atol=1e-6)
+    state = opt.state_dict()
+    opt.assign_average()
+    torch.testing.assert_close(p.detach(), (seen[2] + seen[5] + seen[8]) / 3)
+    assert "swa_average" in state["state"][0]  # the average travels with the (resumable) checkpoint
+
+
+# ----------------------------------------------------------------------------------------------
+# data handling
+# ----------------------------------------------------------------------------------------------
+def test_length_filter_and_padding():
+    body = "ACGT" * 30
+    table = SeqTable.from_strings([body[:110], body[:111], body[:112], body[:80]], np.arange(4.0))
+    m = HighSchoolers(HighSchoolersConfig(**TINY))
+    kept = m._filter(table)
+    assert len(kept) == 3 and m.filter_stats == {"rows": 4, "dropped_length": 1, "kept": 3}
+    codes = model_codes(table, 111)
+    assert codes.shape == (4, 111) and codes.dtype == np.uint8
+    assert encoding.decode(codes[3:4])[0] == body[:80] + "N" * 31  # 3' N padding
+    x = _one_hot(codes)
+    assert torch.all(x[3, :, 80:] == 0) and torch.all(x[3, :, :80].sum(0) == 1)
+
+
+def test_config_validation_and_cpu_profile():
+    with pytest.raises(ValueError, match="divisible"):
+        HighSchoolersConfig(conv3_filters=200)
+    with pytest.raises(ValueError, match="prediction_weights"):
+        HighSchoolersConfig(prediction_weights="last")
+    with pytest.raises(ValueError, match="valid_size"):
+        HighSchoolersConfig(valid_size=10.5)
+    cpu = registry.load_profile("highschoolers", "cpu").config
+    paper = HighSchoolersConfig()
+    for field in ("seq_len", "conv1_kernel", "conv2_kernel", "conv3_kernel", "res_layers", "res_kernel",
+                  "pool_sizes", "block_dropouts", "heads", "attn_dropout", "dense_dropout", "swa_start",
+                  "swa_period", "prediction_weights", "quantile_output"):
+        assert getattr(cpu, field) == getattr(paper, field), field
+    assert HighSchoolers(cpu).num_parameters() < 250_000
+    assert dataclasses.asdict(paper)["conv1_filters"] == 192
+
+
+# ----------------------------------------------------------------------------------------------
+# fitting
+# ----------------------------------------------------------------------------------------------
+def test_save_load_round_trip(dev, tmp_path):
+    m = HighSchoolers(HighSchoolersConfig(**{**TINY, "train_epochs": 1, "finetune_epochs": 0}), seed=0,
+                      device="cpu")
+    m.fit(dev.subset(np.arange(300)))
+    test = dev.subset(np.arange(300, 400))
+    m.save(tmp_path / "m")
+    loaded = HighSchoolers.load(tmp_path / "m", device="cpu")
+    assert loaded.config == m.config and loaded.seed == 0 and loaded.best_epoch == m.best_epoch
+    pred = m.predict(test)
+    assert pred.shape == (100,) and pred.dtype == np.float64
+    np.testing.assert_array_equal(loaded.predict(test), pred)
+    meta = json.loads((tmp_path / "m" / "method.json").read_text())
+    assert meta["name"] == "highschoolers" and meta["config"]["conv1_filters"] == 8
+    with pytest.raises(RuntimeError, match="before fit"):
+        HighSchoolers().predict(test)
+    # optional post-processing: uniform quantiles, rank-preserving
+    q = dataclasses.replace(loaded.config, quantile_output=True)
+    quant = HighSchoolers(q, seed=0, device="cpu")
+    quant.model = loaded.model
+    uq = quant.predict(test)
+    assert uq.min() == 0.0 and uq.max() == 1.0
+    assert np.array_equal(np.argsort(uq, kind="stable"), np.argsort(pred, kind="stable"))
+
+
+def test_tiny_fit_lowers_validation_loss(dev, tmp_path):
+    rows = dev.subset(np.arange(1200))
+    # raw targets (~11 on average) against a zero-bias output: a large lr lets 3 short epochs show it
+    cfg = HighSchoolersConfig(**{**TINY, "lr": 1e-2, "finetune_lr": 3e-3, "swa_start": 10, "swa_period": 5})
+    m = HighSchoolers(cfg, seed=0, device="cpu", work_dir=tmp_path)
+    m.fit(rows)
+    hist = m.history
+    assert len(hist) == 3
+    assert hist[0]["lr"] == pytest.approx(1e-2) and hist[2]["lr"] == pytest.approx(3e-3)  # fine-tuning stage
+    kept = m.filter_stats["kept"]
+    assert hist[0]["n_seqs"] == kept - int(np.ceil(0.2 * kept))  # seeded 80/20 hold-out
+    # validation MSE falls well below an untrained network's
+    untrained = HighSchoolers(cfg, seed=0, device="cpu")
+    untrained.model = untrained.build_model()
+    base = np.mean((untrained.predict(rows) - rows.y) ** 2)
+    assert min(h["valid_loss"] for h in hist) < 0.5 * base
+    assert min(h["valid_loss"] for h in hist[1:]) < hist[0]["valid_loss"]
+    assert m.best_epoch == 1 + int(np.argmax([h["valid_r"] for h in hist]))  # best Pearson kept
+    assert m.swa_snapshots >= 1 and (tmp_path / "checkpoints" / "last.pt").is_file()
+    # the write-up's reading of SWA: final averages + recomputed BN statistics
+    swa = HighSchoolers(dataclasses.replace(cfg, prediction_weights="swa", finetune_epochs=0), seed=0, device="cpu")
+    swa.fit(rows)
+    assert swa.swa_metrics["assigned"] == 1.0 and np.isfinite(swa.swa_metrics["valid_r"])
+    assert not np.array_equal(swa.predict(rows.subset(np.arange(50))), m.predict(rows.subset(np.arange(50))))
