@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from . import __version__, registry
-from .data import DataError, SeqTable, TestSet, load_test_set, read_table
+from .data import DataError, SeqTable, TestSet, load_test_set
 from .data.testset import TRAIN_FILE
 from .data.readers import BadRows
 from .data.cache import load_training

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +12,9 @@ from scipy.stats import pearsonr, spearmanr
 
 from baselines.kmer import KmerLGBM, KmerRidge, kmer_counts, kmer_names, kmer_rc_columns
 from harness import registry
-from harness.data import encoding, read_table
+from harness.data import encoding
 from harness.data.table import SeqTable
 
-REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/dream2022"
 
 #: Validation Pearson r floors on the split below (12,000 training / 2,000 validation rows of
 #: dev_train.txt, seed 0, cpu profiles). Measured: kmer-ridge r 0.474 (rho 0.467), kmer-lgbm
@@ -184,11 +182,8 @@ def test_unfitted_and_bad_input():
 
 # ----- real data ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def real_split():
-    path = REAL_DATA / "dev_train.txt"
-    if not path.is_file():
-        pytest.skip(f"real DREAM 2022 data not found at {path}")
-    table = read_table(path)
+def real_split(dev_train):
+    table = dev_train
     perm = np.random.default_rng(0).permutation(len(table))
     return table.subset(np.sort(perm[:12000])), table.subset(np.sort(perm[12000:14000]))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,14 +12,12 @@ from scipy import stats
 from torch import nn
 
 from harness import registry
-from harness.data import encoding, read_table
+from harness.data import encoding
 from harness.data.construct import VECTOR_DOWNSTREAM, VECTOR_UPSTREAM
 from harness.data.table import SeqTable
 from submissions import bhi
-from submissions.bhi import BHI, BHIBatches, BHIConfig, BHINet
+from submissions.bhi import BHI, BHIConfig, BHINet
 
-DEV_TRAIN = Path("/work/shared/data/dream2022/dev_train.txt")
-needs_data = pytest.mark.skipif(not DEV_TRAIN.is_file(), reason="dev_train.txt not available")
 
 #: a CPU-sized member of the same architecture family, for fast fits.
 TINY = dict(conv1_channels=4, lstm_hidden=4, conv2_channels=2, dense=8, batch_size=64, max_epochs=2,
@@ -42,9 +39,6 @@ def _single_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def dev():
-    return read_table(DEV_TRAIN)
 
 
 def random_table(n: int, lo: int, hi: int, seed: int) -> SeqTable:
@@ -242,8 +236,7 @@ def test_prediction_is_mean_of_ten_views():
     np.testing.assert_allclose(mixed[0], per["3p"][0], rtol=1e-6)  # 110 nt: placement irrelevant
 
 
-@needs_data
-def test_orientation_rule_is_antisymmetric(dev):
+def test_orientation_rule_is_antisymmetric(dev_train):
     table = random_table(600, 0, 140, seed=2)
     flip = bhi.orientation_flip(table.codes, table.lengths)
     flip_rc = bhi.orientation_flip(rc_table(table).codes, table.lengths)
@@ -252,16 +245,15 @@ def test_orientation_rule_is_antisymmetric(dev):
     canon, _ = bhi.canonical_orientation(table.codes, table.lengths)
     canon_rc, _ = bhi.canonical_orientation(rc_table(table).codes, table.lengths)
     np.testing.assert_array_equal(canon, canon_rc)
-    real = dev.subset(np.arange(3000))
+    real = dev_train.subset(np.arange(3000))
     assert not bhi.orientation_flip(real.codes, real.lengths).any()  # challenge rows: construct orientation
     assert bhi.orientation_flip(rc_table(real).codes, real.lengths).all()
 
 
-@needs_data
-def test_prediction_is_reverse_complement_invariant(dev, monkeypatch):
-    short = np.flatnonzero(dev.lengths < 110)[:40]
-    long = np.flatnonzero(dev.lengths > 110)[:10]
-    real = dev.subset(np.concatenate([np.arange(60), short, long]))
+def test_prediction_is_reverse_complement_invariant(dev_train, monkeypatch):
+    short = np.flatnonzero(dev_train.lengths < 110)[:40]
+    long = np.flatnonzero(dev_train.lengths > 110)[:10]
+    real = dev_train.subset(np.concatenate([np.arange(60), short, long]))
     rand = random_table(80, 30, 130, seed=3)
     table = SeqTable.from_strings(real.sequences() + rand.sequences())
     assert (table.lengths < 110).sum() >= 40 and (table.lengths > 110).sum() >= 10
@@ -309,15 +301,14 @@ def test_quantile_postprocess():
 # ----------------------------------------------------------------------------------------------
 # fitting
 # ----------------------------------------------------------------------------------------------
-@needs_data
-def test_save_load_round_trip(dev, tmp_path):
+def test_save_load_round_trip(dev_train, tmp_path):
     cfg = BHIConfig(**{**TINY, "max_epochs": 1, "valid_fraction": 0.0})
-    rows = dev.subset(np.arange(300))
+    rows = dev_train.subset(np.arange(300))
     m = BHI(cfg, seed=0, device="cpu")
     m.fit(rows)
     assert m.target_std == pytest.approx(float(np.std(rows.y.astype(np.float64))))
     assert m.split_sizes == {"train": 300, "valid": 0}
-    test = dev.subset(np.arange(300, 400))
+    test = dev_train.subset(np.arange(300, 400))
     m.save(tmp_path / "m")
     loaded = BHI.load(tmp_path / "m", device="cpu")
     assert loaded.config == m.config and loaded.seed == 0 and loaded.target_std == m.target_std
@@ -336,9 +327,8 @@ def test_save_load_round_trip(dev, tmp_path):
         BHI().predict(test)
 
 
-@needs_data
-def test_tiny_fit_lowers_validation_loss(dev, tmp_path):
-    rows = dev.subset(np.arange(2400))
+def test_tiny_fit_lowers_validation_loss(dev_train, tmp_path):
+    rows = dev_train.subset(np.arange(2400))
     cfg = BHIConfig(**{**TINY, "conv1_channels": 8, "lstm_hidden": 8, "conv2_channels": 4, "max_epochs": 3,
                        "valid_fraction": 0.1})
     m = BHI(cfg, seed=0, device="cpu", work_dir=tmp_path)

@@ -14,7 +14,8 @@ import pytest
 from harness.data import BadRows, DataError, read_table, readers
 from harness.data.cache import load_training
 
-DEV_TRAIN = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dream2022" / "dev_train.txt"
+from conftest import DEV_TRAIN, needs_real_data
+
 GOOD = "TGCATTTTTTTCACATCAAACCCGGGTTGGTTACGGCTGTT"
 
 
@@ -64,7 +65,7 @@ def _bad_rows_file(path: Path, rows: int = 400, seed: int = 0) -> Path:
     return path
 
 
-@pytest.mark.skipif(not DEV_TRAIN.is_file(), reason="shared real data not present")
+@needs_real_data
 def test_cache_round_trip_equals_read_table_on_real_data(tmp_path):
     reference = _string_reader(DEV_TRAIN)
     _same(read_table(DEV_TRAIN), reference)  # the byte-level reader

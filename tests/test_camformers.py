@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from harness import registry
-from harness.data import encoding, read_table
+from harness.data import encoding
 from harness.data.table import SeqTable
 from submissions.camformers import (Camformers, CamformersConfig, CamformersNet, ConvBlock, camformers_input,
                                     model_codes, select_training_rows)
@@ -32,13 +32,6 @@ def _single_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def dev(real_data):
-    """The real dev_train rows (``real_data`` from conftest skips where the data is absent)."""
-    path = real_data / "dev_train.txt"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    return read_table(path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -129,24 +122,24 @@ def test_three_prime_n_padding_and_truncation():
 # ----------------------------------------------------------------------------------------------
 # fitting
 # ----------------------------------------------------------------------------------------------
-def test_fit_is_deterministic_on_cpu(dev):
-    rows = dev.subset(np.arange(400))
+def test_fit_is_deterministic_on_cpu(dev_train):
+    rows = dev_train.subset(np.arange(400))
     preds = []
     for _ in range(2):
         m = Camformers(CamformersConfig(**TINY), seed=3, device="cpu")
         m.fit(rows)
-        preds.append(m.predict(dev.subset(np.arange(400, 480))))
+        preds.append(m.predict(dev_train.subset(np.arange(400, 480))))
     assert preds[0].shape == (80,) and preds[0].dtype == np.float64
     np.testing.assert_array_equal(preds[0], preds[1])
     other = Camformers(CamformersConfig(**TINY), seed=4, device="cpu")
     other.fit(rows)
-    assert not np.array_equal(other.predict(dev.subset(np.arange(400, 480))), preds[0])
+    assert not np.array_equal(other.predict(dev_train.subset(np.arange(400, 480))), preds[0])
 
 
-def test_save_load_round_trip(dev, tmp_path):
+def test_save_load_round_trip(dev_train, tmp_path):
     m = Camformers(CamformersConfig(**{**TINY, "max_epochs": 1}), seed=0, device="cpu")
-    m.fit(dev.subset(np.arange(300)))
-    test = dev.subset(np.arange(300, 400))
+    m.fit(dev_train.subset(np.arange(300)))
+    test = dev_train.subset(np.arange(300, 400))
     m.save(tmp_path / "m")
     loaded = Camformers.load(tmp_path / "m", device="cpu")
     assert loaded.config == m.config and loaded.seed == 0 and loaded.best_epoch == m.best_epoch
@@ -157,8 +150,8 @@ def test_save_load_round_trip(dev, tmp_path):
         Camformers().predict(test)
 
 
-def test_tiny_fit_lowers_validation_loss(dev, tmp_path):
-    rows = dev.subset(np.arange(2000))
+def test_tiny_fit_lowers_validation_loss(dev_train, tmp_path):
+    rows = dev_train.subset(np.arange(2000))
     cfg = CamformersConfig(**{**TINY, "channels": 16, "max_epochs": 3})
     m = Camformers(cfg, seed=0, device="cpu", work_dir=tmp_path)
     m.fit(rows)

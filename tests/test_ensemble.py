@@ -16,17 +16,17 @@ from harness.ensemble import Stacker, ensemble_cmd, ensemble_run
 from harness.io import write_json, write_npy
 from harness.splits import SplitSpec, fingerprint, make_assignment
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared/data/dream2022"
-SNV = DATA / "reconstructed" / "all_SNVs_seqs.csv"
+from conftest import REAL_DATA, SNV_PAIRS, needs_real_data
+
 N_TRAIN = 3000
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real DREAM 2022 data not found at {DATA}")
+pytestmark = needs_real_data
 
 
 @pytest.fixture(scope="module")
 def test_truth() -> np.ndarray:
     """Measured expression of the 71,103 test sequences, (N_test,) float64."""
-    return read_table(DATA / TEST_FILE).y.astype(np.float64)
+    return read_table(REAL_DATA / TEST_FILE).y.astype(np.float64)
 
 
 def make_run(root: Path, y: np.ndarray, members: dict[str, tuple[np.ndarray, np.ndarray]], kind: str = "kfold",
@@ -43,9 +43,9 @@ def make_run(root: Path, y: np.ndarray, members: dict[str, tuple[np.ndarray, np.
     assignment = make_assignment(len(y), spec)
     write_npy(root / "split.npy", assignment)
     write_json(root / "split.json", {"spec": asdict(spec), "n_rows": len(y), "train_fingerprint": fingerprint(table)})
-    write_json(root / "run.json", {"data_dir": str(DATA), "simulated": False, "train": str(train), "n_train": len(y),
-                                   "n_test": 71103, "snv_pairs": str(SNV), "split": asdict(spec),
-                                   "snv_source": f"given file ({SNV}), 44795 pairs"})
+    write_json(root / "run.json", {"data_dir": str(REAL_DATA), "simulated": False, "train": str(train), "n_train": len(y),
+                                   "n_test": 71103, "snv_pairs": str(SNV_PAIRS), "split": asdict(spec),
+                                   "snv_source": f"given file ({SNV_PAIRS}), 44795 pairs"})
     board = {}
     for name, (oof, test) in members.items():
         oof = np.where(assignment >= 0, oof, np.nan)

@@ -14,15 +14,16 @@ from harness.export import export_cmd, validate_cmd, validate_submission
 from harness.io import write_json, write_npy
 from harness.scoring import read_predictions
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared/data/dream2022"
+from conftest import REAL_DATA, needs_real_data
+
 N = 71103
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real DREAM 2022 data not found at {DATA}")
+pytestmark = needs_real_data
 
 
 @pytest.fixture(scope="module")
 def test_set():
-    return load_test_set(DATA)
+    return load_test_set(REAL_DATA)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def exported(tmp_path_factory):
     """A run with method `ens`, exported once as JSON and once as TSV through the command line."""
     root = tmp_path_factory.mktemp("export")
     run = root / "run"
-    write_json(run / "run.json", {"data_dir": str(DATA), "simulated": False, "n_test": N})
+    write_json(run / "run.json", {"data_dir": str(REAL_DATA), "simulated": False, "n_test": N})
     pred = np.random.default_rng(0).normal(size=N) * 3.7 + 1e-9  # full float64 precision must survive
     write_npy(run / "methods" / "ens" / "test.npy", pred)
     out = {}
@@ -57,7 +58,7 @@ def test_json_export_is_the_challenge_format(exported, test_set):
     result = validate(out["json"])
     assert result.exit_code == 0 and "valid JSON submission, 71,103 predictions" in result.output
     # the published public-leaderboard sample is valid, with a note, and its ids are the public ids
-    sample = DATA / "public_leaderboard_ids" / "sample_submission.json"
+    sample = REAL_DATA / "public_leaderboard_ids" / "sample_submission.json"
     check = validate_submission(sample, test_set)
     assert check.ok and check.public_only and "public board only" in check.notes[0]
 
@@ -71,7 +72,7 @@ def test_tsv_export_round_trip(exported, test_set):
     np.testing.assert_array_equal([float(line.split("\t")[1]) for line in lines], pred)  # exact in the file
     # the scorer's reader keeps float32 (SeqTable.y), so it agrees to float32 precision
     np.testing.assert_allclose(read_predictions(out["tsv"], test_set), pred, rtol=1e-6, atol=1e-6)
-    result = validate(out["tsv"], DATA)
+    result = validate(out["tsv"], REAL_DATA)
     assert result.exit_code == 0, result.output
     assert "valid TSV submission" in result.output
     unchecked = validate(out["tsv"])
@@ -117,7 +118,7 @@ def test_corrupt_json_copies_fail_with_the_reason(tmp_path, exported, test_set):
         assert f"key '{bad_key}' is not a test index" in check.problems[0]
 
     # 9,045 keys that are not the public ids: noted without data, refused with it
-    public = json.loads((DATA / "public_leaderboard_ids" / "sample_submission.json").read_text())
+    public = json.loads((REAL_DATA / "public_leaderboard_ids" / "sample_submission.json").read_text())
     keys = sorted(int(k) for k in public)
     keys[0] = next(i for i in range(N) if i not in set(keys))
     fake = tmp_path / "fake_public.json"
@@ -136,7 +137,7 @@ def test_corrupt_tsv_copies_fail_with_the_reason(tmp_path, exported, test_set):
         return path
 
     swapped = lines[:9] + [lines[10], lines[9]] + lines[11:]
-    result = validate(write(swapped), DATA)
+    result = validate(write(swapped), REAL_DATA)
     assert result.exit_code == 1
     assert "line 10: sequence differs from test sequence 9 (it is test sequence 10: rows are out of test order)" in result.output
     assert validate_submission(write(swapped)).ok  # without the test file the order cannot be checked
@@ -163,7 +164,7 @@ def test_export_refusals(tmp_path, exported):
     result = CliRunner().invoke(export_cmd, [str(sim), "--method", "m", "--out", str(tmp_path / "y.json")])
     assert result.exit_code == 1 and "simulated data" in result.output
     short = tmp_path / "short"
-    write_json(short / "run.json", {"data_dir": str(DATA), "simulated": False, "n_test": N})
+    write_json(short / "run.json", {"data_dir": str(REAL_DATA), "simulated": False, "n_test": N})
     write_npy(short / "methods" / "m" / "test.npy", np.zeros(N - 1))
     result = CliRunner().invoke(export_cmd, [str(short), "--method", "m", "--out", str(tmp_path / "z.json")])
     assert result.exit_code == 1 and "shape (71102,), expected (71103,)" in result.output

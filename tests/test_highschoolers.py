@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from harness import registry
-from harness.data import encoding, read_table
+from harness.data import encoding
 from harness.data.table import SeqTable
 from submissions.highschoolers import (PAPER_NUM_PARAMETERS, AttentionPool1d, HighSchoolers, HighSchoolersConfig,
                                        HighSchoolersNet, KerasAdamSWA, RevCompConv1d, highschoolers_input,
@@ -30,13 +30,6 @@ def _single_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def dev(real_data):
-    """The real dev_train rows (``real_data`` from conftest skips where the data is absent)."""
-    path = real_data / "dev_train.txt"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    return read_table(path)
 
 
 def _one_hot(codes: np.ndarray) -> torch.Tensor:
@@ -188,11 +181,11 @@ def test_config_validation_and_cpu_profile():
 # ----------------------------------------------------------------------------------------------
 # fitting
 # ----------------------------------------------------------------------------------------------
-def test_save_load_round_trip(dev, tmp_path):
+def test_save_load_round_trip(dev_train, tmp_path):
     m = HighSchoolers(HighSchoolersConfig(**{**TINY, "train_epochs": 1, "finetune_epochs": 0}), seed=0,
                       device="cpu")
-    m.fit(dev.subset(np.arange(300)))
-    test = dev.subset(np.arange(300, 400))
+    m.fit(dev_train.subset(np.arange(300)))
+    test = dev_train.subset(np.arange(300, 400))
     m.save(tmp_path / "m")
     loaded = HighSchoolers.load(tmp_path / "m", device="cpu")
     assert loaded.config == m.config and loaded.seed == 0 and loaded.best_epoch == m.best_epoch
@@ -212,8 +205,8 @@ def test_save_load_round_trip(dev, tmp_path):
     assert np.array_equal(np.argsort(uq, kind="stable"), np.argsort(pred, kind="stable"))
 
 
-def test_tiny_fit_lowers_validation_loss(dev, tmp_path):
-    rows = dev.subset(np.arange(1200))
+def test_tiny_fit_lowers_validation_loss(dev_train, tmp_path):
+    rows = dev_train.subset(np.arange(1200))
     # raw targets (~11 on average) against a zero-bias output: a large lr lets 3 short epochs show it
     cfg = HighSchoolersConfig(**{**TINY, "lr": 1e-2, "finetune_lr": 3e-3, "swa_start": 10, "swa_period": 5})
     m = HighSchoolers(cfg, seed=0, device="cpu", work_dir=tmp_path)

@@ -13,7 +13,6 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from harness import registry  # noqa: E402
-from harness.data import read_table  # noqa: E402
 from harness.data.table import SeqTable  # noqa: E402
 from submissions.kircherlab import (KircherLab, KircherLabConfig, _make_dataset, build_network,  # noqa: E402
                                     expression_classes, fit_to_length, gc_bins, gc_corrected_sample, gc_fraction,
@@ -25,14 +24,6 @@ from submissions.kircherlab import (KircherLab, KircherLabConfig, _make_dataset,
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 
 ROOT = Path(__file__).resolve().parents[1]
-DEV_TRAIN = ROOT.parent / "shared/data/dream2022/dev_train.txt"  # real rows, read-only
-
-
-@pytest.fixture(scope="module")
-def dev():
-    if not DEV_TRAIN.is_file():
-        pytest.skip(f"real training rows not found at {DEV_TRAIN}")
-    return read_table(DEV_TRAIN)
 
 
 @pytest.fixture(scope="module")
@@ -253,8 +244,8 @@ def test_one_hot_inputs_and_dataset():
 # ----------------------------------------------------------------------------------------------
 # data preparation, devices, registry
 # ----------------------------------------------------------------------------------------------
-def test_prepare_data_on_real_rows(dev):
-    rows = dev.subset(np.arange(4000))
+def test_prepare_data_on_real_rows(dev_train):
+    rows = dev_train.subset(np.arange(4000))
     data = prepare_data(rows, None, KircherLabConfig(), seed=0)
     st = data.stats
     assert st["rows_train"] == 3600 and st["rows_valid"] == 400  # 10 % validation hold-out
@@ -305,10 +296,10 @@ def test_predict_before_fit_raises():
 # ----------------------------------------------------------------------------------------------
 # training and persistence
 # ----------------------------------------------------------------------------------------------
-def test_tiny_fit_lowers_validation_loss_and_save_load_round_trip(dev, tmp_path):
+def test_tiny_fit_lowers_validation_loss_and_save_load_round_trip(dev_train, tmp_path):
     rng = np.random.default_rng(0)
-    order = rng.permutation(len(dev))
-    train, valid = dev.subset(np.sort(order[:600])), dev.subset(np.sort(order[600:900]))
+    order = rng.permutation(len(dev_train))
+    train, valid = dev_train.subset(np.sort(order[:600])), dev_train.subset(np.sort(order[600:900]))
     cfg = KircherLabConfig(batch_size=64, max_epochs=2, patience=2, progress=False)
     method = KircherLab(cfg, seed=0, device="cpu")
     keep = valid.lengths == 110

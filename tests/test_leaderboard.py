@@ -20,22 +20,22 @@ from harness.leaderboard import leaderboard_cmd
 from harness.report import rank_methods
 from harness.scoring import score_boards
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared/data/dream2022"
-SNV = DATA / "reconstructed" / "all_SNVs_seqs.csv"
+from conftest import REAL_DATA, SNV_PAIRS, needs_real_data
+
 CHROMIUM = Path("/usr/bin/chromium")
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real DREAM 2022 data not found at {DATA}")
+pytestmark = needs_real_data
 
 
 @pytest.fixture(scope="module")
 def test_set():
-    return load_test_set(DATA, SNV)
+    return load_test_set(REAL_DATA, SNV_PAIRS)
 
 
 def make_run(root: Path, test_set, members: dict[str, np.ndarray], ensemble: np.ndarray | None = None) -> Path:
     """A finished run directory: run.json and, per method, test.npy and the runner's scores.json."""
-    write_json(root / "run.json", {"data_dir": str(DATA), "simulated": False, "n_test": len(test_set),
-                                   "snv_pairs": str(SNV), "snv_source": test_set.snv_source,
+    write_json(root / "run.json", {"data_dir": str(REAL_DATA), "simulated": False, "n_test": len(test_set),
+                                   "snv_pairs": str(SNV_PAIRS), "snv_source": test_set.snv_source,
                                    "split": {"kind": "kfold", "folds": 5, "seed": 0}})
     preds = dict(members)
     if ensemble is not None:
@@ -89,14 +89,14 @@ def test_merged_runs_with_published_entries_markdown_and_csv(tmp_path, test_set)
     assert "absent: bhi_public has predictions for the public board only" in md
 
     # CSV on the public board: the public-only entries are ranked there, scored as published
-    result = invoke(run1, run2, "--format", "csv", "--board", "public", "--reference", DATA / "reference_predictions")
+    result = invoke(run1, run2, "--format", "csv", "--board", "public", "--reference", REAL_DATA / "reference_predictions")
     assert result.exit_code == 0, result.output
     table = list(csv.DictReader(io.StringIO(result.output)))
     assert len(table) == 10 and all(r["status"] == "ranked" for r in table)
     camformers = next(r for r in table if r["method"] == "camformers_public")
     assert camformers["external"] == "1" and camformers["source"] == "published"
     assert (round(float(camformers["pearson_score"]), 3), round(float(camformers["spearman_score"]), 3)) == (0.763, 0.823)
-    assert int(camformers["SNVs_n"]) == 4670  # the public SNV pairs
+    assert int(camformers["SNVs_n"]) == 4670  # the public SNV_PAIRS pairs
     assert [int(r["rank"]) for r in table] == list(range(1, 11))
     run_a = next(r for r in table if r["method"] == "run1/A")
     assert int(run_a["all_n"]) == 9045 and float(run_a["all_pearson"]) > 0.9

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,15 +13,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from harness import registry
-from harness.data import encoding, read_table
+from harness.data import encoding
 from harness.data.construct import VECTOR_UPSTREAM
 from harness.data.table import SeqTable
 from submissions.legnet import (CPBilinear, LegNet, LegNetConfig, LegNetNet, LegNetTransform, cp_rank,
                                 encode_batch, expected_bin, kl_soft_label_loss, legnet_codes,
                                 reverse_complement_codes, singleton_flags, soft_labels, training_arrays)
 
-DEV_TRAIN = Path("/work/shared/data/dream2022/dev_train.txt")
-needs_data = pytest.mark.skipif(not DEV_TRAIN.is_file(), reason="dev_train.txt not available")
 
 #: a CPU-sized member of the same architecture family, for fast fits.
 TINY = dict(block_sizes=[16, 8, 8], batch_size=128, max_epochs=2, batches_per_epoch=0, eval_batch_size=512,
@@ -39,9 +36,6 @@ def _single_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def dev():
-    return read_table(DEV_TRAIN)
 
 
 def _random_seqs(n: int, length: int, seed: int) -> list[str]:
@@ -263,11 +257,10 @@ def test_one_cycle_schedule():
     assert trainer.config.max_batches_per_epoch == 1000
 
 
-@needs_data
-def test_save_load_round_trip(dev, tmp_path):
+def test_save_load_round_trip(dev_train, tmp_path):
     m = LegNet(LegNetConfig(**{**TINY, "max_epochs": 1}), seed=0, device="cpu")
-    m.fit(dev.subset(np.arange(300)))
-    test = dev.subset(np.arange(300, 400))
+    m.fit(dev_train.subset(np.arange(300)))
+    test = dev_train.subset(np.arange(300, 400))
     m.save(tmp_path / "m")
     loaded = LegNet.load(tmp_path / "m", device="cpu")
     assert loaded.config == m.config and loaded.seed == 0 and loaded.best_epoch == 1
@@ -276,9 +269,8 @@ def test_save_load_round_trip(dev, tmp_path):
     assert meta["name"] == "legnet" and meta["config"]["block_sizes"] == [16, 8, 8]
 
 
-@needs_data
-def test_tiny_fit_lowers_validation_loss(dev, tmp_path):
-    train, valid = dev.subset(np.arange(1500)), dev.subset(np.arange(1500, 1800))
+def test_tiny_fit_lowers_validation_loss(dev_train, tmp_path):
+    train, valid = dev_train.subset(np.arange(1500)), dev_train.subset(np.arange(1500, 1800))
     cfg = LegNetConfig(**{**TINY, "max_epochs": 3})
     untrained = LegNet(cfg, seed=0, device="cpu")
     untrained.model = untrained.build_model()
