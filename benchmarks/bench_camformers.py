@@ -19,40 +19,11 @@ not depend on the values.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import json
-import os
-import platform
-import sys
-from pathlib import Path
-
 import numpy as np
-import torch
 
+from _common import config_for, parser, report
 from harness.data import read_table
-from harness.registry import load_profile
 from submissions.camformers import Camformers, model_codes, select_training_rows
-
-DEFAULT_DATA = "/work/shared/data/dream2022/dev_train.txt"
-
-
-def machine() -> dict:
-    """Where the numbers were taken: CPU model and usable cores, torch version/threads, GPU."""
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    info = {"cpu": cpu, "cores": cores, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(), "date": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def batches(data: str, config, n_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -70,43 +41,13 @@ def batches(data: str, config, n_rows: int, seed: int) -> tuple[np.ndarray, np.n
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--profile", default="paper", help="configs/camformers.toml profile (default: paper)")
-    ap.add_argument("--device", default="cpu", help="auto, cpu, cuda[:i], tpu, mps (default: cpu)")
-    ap.add_argument("--steps", type=int, default=3, help="timed training steps")
-    ap.add_argument("--warmup", type=int, default=1, help="untimed warm-up steps")
-    ap.add_argument("--batch-size", type=int, default=None, help="override the profile's batch size")
-    ap.add_argument("--mixed-precision", default=None, help="override: auto, bf16, fp16, off")
-    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
-    ap.add_argument("--data", default=DEFAULT_DATA, help="training file, or 'random'")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", type=Path, default=None, help="also write the result here")
-    args = ap.parse_args(argv)
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    config = load_profile("camformers", args.profile).config
-    if args.batch_size:
-        config.batch_size = args.batch_size
-    if args.mixed_precision:
-        config.mixed_precision = args.mixed_precision
-    config.progress = False
+    args = parser("camformers", __doc__, steps=3).parse_args(argv)
+    config = config_for("camformers", args)
     method = Camformers(config, seed=args.seed, device=args.device)
     trainer = method.make_trainer()
     codes, y = batches(args.data, config, (args.steps + args.warmup) * config.batch_size, args.seed)
     result = trainer.time_steps(codes, y, steps=args.steps, warmup=args.warmup)
-    result.update(profile=args.profile, parameters=method.num_parameters(), machine=machine(),
-                  command=" ".join([Path(sys.executable).name, *sys.argv]))
-    mem = result["peak_memory_bytes"]
-    print(json.dumps(result, indent=2))
-    print(f"\ncamformers [{args.profile}] {result['device']} {result['precision']}: "
-          f"{result['seqs_per_s']:.2f} train seq/s (batch {result['batch_size']}, {args.steps} timed steps, "
-          f"median step {np.median(result['step_seconds']):.2f} s), peak memory "
-          f"{'n/a' if mem is None else f'{mem / 2**30:.2f} GiB'} ({result['memory_kind']})")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    return report(result, args, "camformers", method.num_parameters())
 
 
 if __name__ == "__main__":

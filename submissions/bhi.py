@@ -109,9 +109,9 @@ from torch import nn
 from harness.data import encoding
 from harness.data.construct import VECTOR_DOWNSTREAM, VECTOR_UPSTREAM
 from harness.data.table import SeqTable
-from harness.io import atomic_open, read_json, write_json
-from harness.method import Method, MethodConfig
+from harness.method import MethodConfig
 from harness.registry import register
+from harness.torch_method import STATE_FILE, TorchMethod
 from harness.torch_train import Trainer, TrainConfig, one_hot_codes, predict_batches, select_device
 
 #: padding placements, in the order of the 4:3:2 ratio of §1: 5' only, 3' only, both ends.
@@ -565,40 +565,30 @@ class BHINet(nn.Module):
 # the plug-in
 # ----------------------------------------------------------------------------------------------
 @register("bhi")
-class BHI(Method):
+class BHI(TorchMethod):
     """BHI / DeepGXP (DREAM 2022). See the module docstring for the recipe.
 
-    After :meth:`fit`: ``history`` (per-epoch records of :class:`harness.torch_train.Trainer`, losses
-    on the standardised scale), ``best_epoch``, ``target_std`` (the std used to standardise) and
-    ``quantiles`` (landmarks of the standardised training targets, §4). After :meth:`predict`:
-    ``n_flipped``, how many rows were reverse-complemented into the construct orientation.
+    The network is :class:`BHINet` (paper: 6,875,137 trainable parameters, write-up §2), built by
+    :meth:`build_model` with PyTorch's default init seeded by ``seed``. After :meth:`fit`:
+    ``history`` (per-epoch records of :class:`harness.torch_train.Trainer`, losses on the
+    standardised scale), ``best_epoch``, ``target_std`` (the std used to standardise),
+    ``quantiles`` (landmarks of the standardised training targets, §4) and ``split_sizes``, all
+    saved in ``state.json`` beside ``model.pt`` (:class:`harness.torch_method.TorchMethod`).
+    After :meth:`predict`: ``n_flipped``, how many rows were reverse-complemented into the
+    construct orientation.
     """
 
-    framework = "pytorch"
     Config = BHIConfig
+    Net = BHINet
 
     def __init__(self, config: BHIConfig | None = None, *, seed: int = 0, device: str = "auto", work_dir=None) -> None:
         super().__init__(config, seed=seed, device=device, work_dir=work_dir)
-        self.model: BHINet | None = None
         self.target_std: float | None = None
         self.quantiles: np.ndarray | None = None
-        self.history: list[dict] = []
-        self.best_epoch: int | None = None
         self.split_sizes: dict[str, int] = {}
         self.n_flipped = 0
 
     # ----- building blocks ---------------------------------------------------------------------
-    def build_model(self) -> BHINet:
-        """A freshly initialised network for this config (PyTorch default init, seeded by ``seed``)."""
-        torch.manual_seed(self.seed)
-        return BHINet(self.config)
-
-    def num_parameters(self) -> int:
-        """Trainable parameters of this config's network (paper: 6,875,137; write-up §2)."""
-        with torch.device("meta"):
-            net = BHINet(self.config)
-        return sum(p.numel() for p in net.parameters() if p.requires_grad)
-
     def transform(self) -> BHIBatches:
         """The batch transform for this config (:class:`BHIBatches`)."""
         return BHIBatches(self.config)
@@ -697,8 +687,7 @@ class BHI(Method):
             valid_y = self.standardize(valid.y)
 
         drop_last = cfg.drop_last and len(train) >= cfg.batch_size
-        trainer = self.make_trainer(checkpoint_dir=None if self.work_dir is None else self.work_dir / "checkpoints",
-                                    drop_last=drop_last)
+        trainer = self.make_trainer(checkpoint_dir=self.checkpoint_dir, drop_last=drop_last)
         with _cpu_threads(cfg.cpu_threads, trainer.device):
             self.history = trainer.fit(self.training_inputs(train), y_train, valid_x, valid_y)
         self.best_epoch = trainer.best_epoch
@@ -713,14 +702,10 @@ class BHI(Method):
         """Standardised conjoined TTA predictions ``(N,) float64`` with one padding placement."""
         short = np.maximum(self.config.seq_len - np.asarray(lengths, dtype=np.int64), 0)
         left_pad = left_pad_for(short, np.full(len(codes), placement))
-        device = select_device(self.device)
-        try:
-            with _cpu_threads(self.config.cpu_threads, device):
-                return predict_batches(self.model, self.eval_inputs(codes, lengths, left_pad),
-                                       self.config.eval_batch_size, device, self.transform(),
-                                       to_prediction=conjoined_mean)
-        finally:
-            self.model.cpu()
+        model = self._fitted_model()
+        with self._on_device() as device, _cpu_threads(self.config.cpu_threads, device):
+            return predict_batches(model, self.eval_inputs(codes, lengths, left_pad), self.config.eval_batch_size,
+                                   device, self.transform(), to_prediction=conjoined_mean)
 
     def predict_standardized(self, seqs: SeqTable) -> np.ndarray:
         """Standardised predictions ``(len(seqs),) float64`` (§3 TTA, before un-standardising).
@@ -733,8 +718,7 @@ class BHI(Method):
         Raises:
             RuntimeError: the method is neither fitted nor loaded.
         """
-        if self.model is None:
-            raise RuntimeError("bhi: predict called before fit/load")
+        self._fitted_model()
         cfg = self.config
         lengths = np.asarray(seqs.lengths, dtype=np.int64)
         codes, flipped = canonical_orientation(seqs.codes, lengths)
@@ -770,26 +754,19 @@ class BHI(Method):
         return self.unstandardize(z)
 
     # ----- persistence -------------------------------------------------------------------------
-    def _save_state(self, path: Path) -> None:
-        if self.model is None or self.target_std is None:
+    def _extra_state(self) -> dict:
+        if self.target_std is None:
             raise RuntimeError("bhi: save called before fit")
-        with atomic_open(path / "model.pt", "wb") as fh:
-            torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, fh)
-        write_json(path / "state.json", {
-            "target_center": self.config.target_center, "target_std": self.target_std,
-            "quantiles": None if self.quantiles is None else [float(v) for v in self.quantiles],
-            "best_epoch": self.best_epoch, "split_sizes": self.split_sizes, "history": _json_safe(self.history)})
+        return {"target_center": self.config.target_center, "target_std": self.target_std,
+                "quantiles": None if self.quantiles is None else [float(v) for v in self.quantiles],
+                "split_sizes": self.split_sizes}
 
-    def _load_state(self, path: Path) -> None:
-        model = BHINet(self.config)
-        model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True))
-        self.model = model.eval()
-        state = read_json(path / "state.json")
+    def _restore_extra_state(self, state: dict) -> None:
+        if "target_std" not in state:
+            raise FileNotFoundError(f"bhi: the saved directory has no {STATE_FILE} with the target std")
         self.target_std = float(state["target_std"])
         self.quantiles = None if state.get("quantiles") is None else np.asarray(state["quantiles"], dtype=np.float64)
-        self.best_epoch = state.get("best_epoch")
         self.split_sizes = state.get("split_sizes", {})
-        self.history = state.get("history", [])
 
 
 @contextlib.contextmanager
@@ -804,9 +781,3 @@ def _cpu_threads(threads: int, device: torch.device):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _json_safe(history: list[dict]) -> list[dict]:
-    """NaN/inf -> None so the history can be written as strict JSON."""
-    return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in rec.items()}
-            for rec in history]

@@ -41,9 +41,9 @@ from torch.nn import functional as F
 
 from harness.data import encoding
 from harness.data.table import SeqTable
-from harness.io import atomic_open, read_json, write_json
-from harness.method import Method, MethodConfig
+from harness.method import MethodConfig
 from harness.registry import register
+from harness.torch_method import TorchMethod
 from harness.torch_train import Trainer, TrainConfig, one_hot_codes, predict_batches, select_device
 
 
@@ -233,34 +233,23 @@ class CamformersNet(nn.Module):
 # the plug-in
 # ----------------------------------------------------------------------------------------------
 @register("camformers")
-class Camformers(Method):
+class Camformers(TorchMethod):
     """Camformers residual CNN (DREAM 2022, 4th place). See the module docstring for the recipe.
 
-    After :meth:`fit`: ``history`` (per-epoch records from :class:`harness.torch_train.Trainer`),
-    ``best_epoch`` and ``filter_stats`` (rows in / dropped for length / dropped for N / kept).
+    The network is :class:`CamformersNet` (paper: 16,611,073 trainable parameters, write-up §2),
+    built by :meth:`build_model` with PyTorch's default init seeded by ``seed``. After
+    :meth:`fit`: ``history`` (per-epoch records from :class:`harness.torch_train.Trainer`),
+    ``best_epoch`` and ``filter_stats`` (rows in / dropped for length / dropped for N / kept), all
+    saved in ``state.json`` beside ``model.pt`` (:class:`harness.torch_method.TorchMethod`).
     """
 
-    framework = "pytorch"
     Config = CamformersConfig
+    Net = CamformersNet
 
     def __init__(self, config: CamformersConfig | None = None, *, seed: int = 0, device: str = "auto",
                  work_dir=None) -> None:
         super().__init__(config, seed=seed, device=device, work_dir=work_dir)
-        self.model: CamformersNet | None = None
-        self.history: list[dict] = []
-        self.best_epoch: int | None = None
         self.filter_stats: dict[str, int] = {}
-
-    def build_model(self) -> CamformersNet:
-        """A freshly initialised network for this config (PyTorch default init, seeded by ``seed``)."""
-        torch.manual_seed(self.seed)
-        return CamformersNet(self.config)
-
-    def num_parameters(self) -> int:
-        """Trainable parameters of this config's network (paper: 16,611,073; write-up §2)."""
-        with torch.device("meta"):
-            net = CamformersNet(self.config)
-        return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
     def make_trainer(self, model: CamformersNet | None = None, checkpoint_dir: Path | None = None) -> Trainer:
         """The :class:`harness.torch_train.Trainer` that :meth:`fit` uses (also used by the benchmark).
@@ -326,7 +315,7 @@ class Camformers(Method):
             raise ValueError(f"camformers.fit: {len(train)} training / {len(valid)} validation rows after the "
                              "§1.1 filter; need >= 2 each")
 
-        trainer = self.make_trainer(checkpoint_dir=None if self.work_dir is None else self.work_dir / "checkpoints")
+        trainer = self.make_trainer(checkpoint_dir=self.checkpoint_dir)
         self.history = trainer.fit(model_codes(train, cfg.seq_len), train.y,
                                    model_codes(valid, cfg.seq_len), valid.y)
         self.best_epoch = trainer.best_epoch
@@ -340,38 +329,13 @@ class Camformers(Method):
         Raises:
             RuntimeError: the method is neither fitted nor loaded.
         """
-        if self.model is None:
-            raise RuntimeError("camformers: predict called before fit/load")
-        device = select_device(self.device)
-        try:
-            return predict_batches(self.model, model_codes(seqs, self.config.seq_len), self.config.eval_batch_size,
+        model = self._fitted_model()
+        with self._on_device() as device:
+            return predict_batches(model, model_codes(seqs, self.config.seq_len), self.config.eval_batch_size,
                                    device, camformers_input)
-        finally:
-            self.model.cpu()
 
-    def _save_state(self, path: Path) -> None:
-        if self.model is None:
-            raise RuntimeError("camformers: save called before fit")
-        with atomic_open(path / "model.pt", "wb") as fh:
-            torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, fh)
-        write_json(path / "history.json", {"best_epoch": self.best_epoch, "filter_stats": self.filter_stats,
-                                           "history": _json_safe(self.history)})
+    def _extra_state(self) -> dict:
+        return {"filter_stats": self.filter_stats}
 
-    def _load_state(self, path: Path) -> None:
-        model = CamformersNet(self.config)
-        model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True))
-        self.model = model.eval()
-        meta_path = path / "history.json"
-        if meta_path.is_file():
-            meta = read_json(meta_path)
-            self.best_epoch = meta.get("best_epoch")
-            self.filter_stats = meta.get("filter_stats", {})
-            self.history = meta.get("history", [])
-
-
-def _json_safe(history: list[dict]) -> list[dict]:
-    """NaN/inf -> None so the history can be written as strict JSON."""
-    out = []
-    for rec in history:
-        out.append({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in rec.items()})
-    return out
+    def _restore_extra_state(self, state: dict) -> None:
+        self.filter_stats = state.get("filter_stats", {})

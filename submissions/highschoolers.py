@@ -122,9 +122,9 @@ from torch.nn import functional as F
 
 from harness.data import encoding
 from harness.data.table import SeqTable
-from harness.io import atomic_open, read_json, write_json
-from harness.method import Method, MethodConfig
+from harness.method import MethodConfig
 from harness.registry import register
+from harness.torch_method import TorchMethod
 from harness.torch_train import (Trainer, TrainConfig, one_hot_codes, pearson_spearman, predict_batches,
                                  select_device)
 
@@ -661,39 +661,28 @@ class KerasAdamSWA(torch.optim.Optimizer):
 # the plug-in
 # ----------------------------------------------------------------------------------------------
 @register("highschoolers")
-class HighSchoolers(Method):
+class HighSchoolers(TorchMethod):
     """High Schoolers Are All You Need (DREAM 2022): see the module docstring for the recipe.
 
-    After :meth:`fit`: ``history`` (per-epoch records of :class:`harness.torch_train.Trainer`),
-    ``best_epoch``, ``filter_stats`` (rows in / dropped longer than ``seq_len`` / kept),
-    ``swa_snapshots`` (SWA averages taken) and, with ``prediction_weights="swa"``,
-    ``swa_metrics`` (validation r/rho/MSE of the averaged model).
+    The network is :class:`HighSchoolersNet` (paper: 4,680,769 trainable parameters, §2), built by
+    :meth:`build_model` with the Keras-style init seeded by ``seed``. After :meth:`fit`:
+    ``history`` (per-epoch records of :class:`harness.torch_train.Trainer`), ``best_epoch``,
+    ``filter_stats`` (rows in / dropped longer than ``seq_len`` / kept), ``swa_snapshots`` (SWA
+    averages taken) and, with ``prediction_weights="swa"``, ``swa_metrics`` (validation
+    r/rho/MSE of the averaged model), all saved in ``state.json`` beside ``model.pt``
+    (:class:`harness.torch_method.TorchMethod`).
     """
 
-    framework = "pytorch"
     Config = HighSchoolersConfig
+    Net = HighSchoolersNet
 
     def __init__(self, config: HighSchoolersConfig | None = None, *, seed: int = 0, device: str = "auto",
                  work_dir=None) -> None:
         super().__init__(config, seed=seed, device=device, work_dir=work_dir)
-        self.model: HighSchoolersNet | None = None
-        self.history: list[dict] = []
-        self.best_epoch: int | None = None
         self.filter_stats: dict[str, int] = {}
         self.swa_snapshots: int = 0
         self.swa_metrics: dict[str, float] = {}
         self._optimizer: KerasAdamSWA | None = None
-
-    def build_model(self) -> HighSchoolersNet:
-        """A freshly initialised network (Keras-style init, seeded by ``seed``)."""
-        torch.manual_seed(self.seed)
-        return HighSchoolersNet(self.config)
-
-    def num_parameters(self) -> int:
-        """Trainable parameters of this config's network (paper: 4,680,769; §2)."""
-        with torch.device("meta"):
-            net = HighSchoolersNet(self.config)
-        return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
     def _make_optimizer(self, net: nn.Module) -> KerasAdamSWA:
         cfg = self.config
@@ -775,8 +764,7 @@ class HighSchoolers(Method):
             raise ValueError(f"highschoolers.fit: {len(train)} training / {len(valid)} validation rows after the "
                              f"length filter (<= {cfg.seq_len} nt); need >= 2 each")
         train_codes, valid_codes = model_codes(train, cfg.seq_len), model_codes(valid, cfg.seq_len)
-        trainer = self.make_trainer(checkpoint_dir=None if self.work_dir is None else self.work_dir / "checkpoints",
-                                    n_train=len(train))
+        trainer = self.make_trainer(checkpoint_dir=self.checkpoint_dir, n_train=len(train))
         self.history = trainer.fit(train_codes, train.y, valid_codes, valid.y)
         self.best_epoch = trainer.best_epoch
         optimizer = self._optimizer
@@ -812,14 +800,10 @@ class HighSchoolers(Method):
         Raises:
             RuntimeError: the method is neither fitted nor loaded.
         """
-        if self.model is None:
-            raise RuntimeError("highschoolers: predict called before fit/load")
-        device = select_device(self.device)
-        try:
-            pred = predict_batches(self.model, model_codes(seqs, self.config.seq_len), self.config.eval_batch_size,
+        model = self._fitted_model()
+        with self._on_device() as device:
+            pred = predict_batches(model, model_codes(seqs, self.config.seq_len), self.config.eval_batch_size,
                                    device, highschoolers_input)
-        finally:
-            self.model.cpu()
         if self.config.quantile_output and len(pred) > 1:
             from sklearn.preprocessing import quantile_transform
 
@@ -827,28 +811,14 @@ class HighSchoolers(Method):
                                       subsample=100_000, random_state=self.seed, copy=True)[:, 0]
         return np.asarray(pred, dtype=np.float64)
 
-    def _save_state(self, path: Path) -> None:
-        if self.model is None:
-            raise RuntimeError("highschoolers: save called before fit")
-        with atomic_open(path / "model.pt", "wb") as fh:
-            torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, fh)
-        write_json(path / "history.json", {"best_epoch": self.best_epoch, "filter_stats": self.filter_stats,
-                                           "swa_snapshots": self.swa_snapshots,
-                                           "swa_metrics": _json_safe([self.swa_metrics])[0],
-                                           "history": _json_safe(self.history)})
+    def _extra_state(self) -> dict:
+        return {"filter_stats": self.filter_stats, "swa_snapshots": self.swa_snapshots,
+                "swa_metrics": self.swa_metrics}
 
-    def _load_state(self, path: Path) -> None:
-        model = HighSchoolersNet(self.config)
-        model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True))
-        self.model = model.eval()
-        meta_path = path / "history.json"
-        if meta_path.is_file():
-            meta = read_json(meta_path)
-            self.best_epoch = meta.get("best_epoch")
-            self.filter_stats = meta.get("filter_stats", {})
-            self.swa_snapshots = meta.get("swa_snapshots", 0)
-            self.swa_metrics = meta.get("swa_metrics", {})
-            self.history = meta.get("history", [])
+    def _restore_extra_state(self, state: dict) -> None:
+        self.filter_stats = state.get("filter_stats", {})
+        self.swa_snapshots = state.get("swa_snapshots", 0)
+        self.swa_metrics = state.get("swa_metrics", {})
 
 
 def _one_hot_batches(codes: np.ndarray, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
@@ -857,9 +827,3 @@ def _one_hot_batches(codes: np.ndarray, batch_size: int, device: torch.device) -
         chunk = codes[start:start + batch_size]
         if len(chunk) > 1:  # a one-row batch cannot give BatchNorm statistics
             yield highschoolers_input(torch.from_numpy(np.ascontiguousarray(chunk)).to(device), None, True)[0]
-
-
-def _json_safe(history: list[dict]) -> list[dict]:
-    """NaN/inf -> None so the records can be written as strict JSON."""
-    return [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in rec.items()}
-            for rec in history]

@@ -84,9 +84,9 @@ from torch.nn import functional as F
 from harness.data import encoding
 from harness.data.construct import VECTOR_DOWNSTREAM, VECTOR_UPSTREAM
 from harness.data.table import SeqTable
-from harness.io import atomic_open, read_json, write_json
-from harness.method import Method, MethodConfig
+from harness.method import MethodConfig
 from harness.registry import register
+from harness.torch_method import TorchMethod
 from harness.torch_train import Trainer, TrainConfig, predict_batches, select_device
 
 #: the 5' adapter that train.py cuts off each sequence (its ``LEFT_ADAPTER``) = the construct's 5' flank.
@@ -566,33 +566,18 @@ def training_arrays(table: SeqTable, seq_len: int = 150) -> tuple[tuple[np.ndarr
 
 
 @register("legnet")
-class LegNet(Method):
+class LegNet(TorchMethod):
     """LegNet (DREAM 2022, 1st place). See the module docstring for the recipe and its sources.
 
-    After :meth:`fit`: ``history`` (per-epoch records of :class:`harness.torch_train.Trainer`) and
-    ``best_epoch`` (the kept epoch: the last one unless ``keep="best"``).
+    The network is :class:`LegNetNet` (submitted model: 1,852,846 trainable parameters), built by
+    :meth:`build_model` with the train.py initialisation seeded by ``seed``. After :meth:`fit`:
+    ``history`` (per-epoch records of :class:`harness.torch_train.Trainer`) and ``best_epoch``
+    (the kept epoch: the last one unless ``keep="best"``), saved in ``state.json`` beside
+    ``model.pt`` (:class:`harness.torch_method.TorchMethod`).
     """
 
-    framework = "pytorch"
     Config = LegNetConfig
-
-    def __init__(self, config: LegNetConfig | None = None, *, seed: int = 0, device: str = "auto",
-                 work_dir=None) -> None:
-        super().__init__(config, seed=seed, device=device, work_dir=work_dir)
-        self.model: LegNetNet | None = None
-        self.history: list[dict] = []
-        self.best_epoch: int | None = None
-
-    def build_model(self) -> LegNetNet:
-        """A freshly initialised network for this config (train.py init, seeded by ``seed``)."""
-        torch.manual_seed(self.seed)
-        return LegNetNet(self.config)
-
-    def num_parameters(self) -> int:
-        """Trainable parameters of this config's network (submitted model: 1,852,846)."""
-        with torch.device("meta"):
-            net = LegNetNet(self.config)
-        return sum(p.numel() for p in net.parameters() if p.requires_grad)
+    Net = LegNetNet
 
     def make_trainer(self, model: LegNetNet | None = None, checkpoint_dir: Path | None = None) -> Trainer:
         """The :class:`harness.torch_train.Trainer` that :meth:`fit` uses (also used by the benchmark).
@@ -647,7 +632,7 @@ class LegNet(Method):
         vx = vy = None
         if valid is not None and len(valid) > 0:
             vx, vy = legnet_codes(valid, cfg.seq_len), np.asarray(valid.y, dtype=np.float32)
-        trainer = self.make_trainer(checkpoint_dir=None if self.work_dir is None else self.work_dir / "checkpoints")
+        trainer = self.make_trainer(checkpoint_dir=self.checkpoint_dir)
         self.history = trainer.fit(x, y, vx, vy)
         self.best_epoch = trainer.best_epoch
         self.model = trainer.model.cpu()
@@ -663,34 +648,8 @@ class LegNet(Method):
             RuntimeError: the method is neither fitted nor loaded.
             ValueError: a sequence is too short for the plasmid padding.
         """
-        if self.model is None:
-            raise RuntimeError("legnet: predict called before fit/load")
+        model = self._fitted_model()
         codes = legnet_codes(seqs, self.config.seq_len)
-        try:
-            return predict_batches(self.model, codes, self.config.eval_batch_size, select_device(self.device),
-                                   LegNetTransform(self.config), to_prediction=expected_bin)
-        finally:
-            self.model.cpu()
-
-    def _save_state(self, path: Path) -> None:
-        if self.model is None:
-            raise RuntimeError("legnet: save called before fit")
-        with atomic_open(path / "model.pt", "wb") as fh:
-            torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, fh)
-        write_json(path / "history.json", {"best_epoch": self.best_epoch, "history": _json_safe(self.history)})
-
-    def _load_state(self, path: Path) -> None:
-        model = LegNetNet(self.config)
-        model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True))
-        self.model = model.eval()
-        meta_path = path / "history.json"
-        if meta_path.is_file():
-            meta = read_json(meta_path)
-            self.best_epoch = meta.get("best_epoch")
-            self.history = meta.get("history", [])
-
-
-def _json_safe(history: list[dict]) -> list[dict]:
-    """Replace NaN/inf floats by None so the history is strict JSON."""
-    return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in rec.items()}
-            for rec in history]
+        with self._on_device() as device:
+            return predict_batches(model, codes, self.config.eval_batch_size, device, LegNetTransform(self.config),
+                                   to_prediction=expected_bin)

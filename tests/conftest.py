@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harness.data import read_table
@@ -74,3 +76,40 @@ def simulated_dir(tmp_path_factory) -> Path:
     """
     cache = tmp_path_factory.mktemp("cache")
     return simulate_dataset(cache / VERSION, n_train=SIM_N_TRAIN, n_test=SIM_N_TEST, seed=SIM_SEED)
+
+
+@pytest.fixture(scope="module")
+def torch_single_thread():
+    """One torch intra-op thread for a module of tiny-model tests (``pytestmark =
+    pytest.mark.usefixtures("torch_single_thread")``), the previous count restored after it.
+
+    Tiny models run as fast or faster on one thread than on two, and far faster on a busy shared
+    machine, where the OpenMP threads of an oversubscribed process wait on each other. No assertion
+    depends on the thread count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def save_and_load(tmp_path):
+    """``save_and_load(method, test) -> loaded``: save the fitted ``method`` to ``tmp_path / "m"``,
+    load it back (``type(method).load``, CPU) and check what every plug-in must keep: the name in
+    ``method.json``, config, seed, ``best_epoch`` and bit-identical ``(len(test),) float64``
+    predictions on the :class:`~harness.data.SeqTable` ``test``. Plug-in-specific checks stay with
+    the caller."""
+
+    def run(method, test):
+        path = tmp_path / "m"
+        method.save(path)
+        loaded = type(method).load(path, device="cpu")
+        assert json.loads((path / "method.json").read_text())["name"] == method.name
+        assert loaded.config == method.config and loaded.seed == method.seed
+        assert getattr(loaded, "best_epoch", None) == getattr(method, "best_epoch", None)
+        np.testing.assert_array_equal(loaded.predict(test), method.predict(test))
+        return loaded
+
+    return run

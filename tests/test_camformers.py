@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
@@ -21,17 +20,7 @@ from submissions.camformers import (Camformers, CamformersConfig, CamformersNet,
 TINY = dict(channels=8, dense=16, batch_size=64, max_epochs=2, progress=False)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models: one intra-op thread is faster than two (and far faster on a busy machine,
-    where OpenMP threads of an oversubscribed process wait on each other); no assertion depends
-    on the thread count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -136,16 +125,12 @@ def test_fit_is_deterministic_on_cpu(dev_train):
     assert not np.array_equal(other.predict(dev_train.subset(np.arange(400, 480))), preds[0])
 
 
-def test_save_load_round_trip(dev_train, tmp_path):
+def test_save_load_round_trip(dev_train, save_and_load):
     m = Camformers(CamformersConfig(**{**TINY, "max_epochs": 1}), seed=0, device="cpu")
     m.fit(dev_train.subset(np.arange(300)))
     test = dev_train.subset(np.arange(300, 400))
-    m.save(tmp_path / "m")
-    loaded = Camformers.load(tmp_path / "m", device="cpu")
-    assert loaded.config == m.config and loaded.seed == 0 and loaded.best_epoch == m.best_epoch
-    np.testing.assert_array_equal(loaded.predict(test), m.predict(test))
-    meta = json.loads((tmp_path / "m" / "method.json").read_text())
-    assert meta["name"] == "camformers" and meta["config"]["channels"] == 8
+    loaded = save_and_load(m, test)
+    assert loaded.filter_stats == m.filter_stats and loaded.filter_stats["rows"] == 300
     with pytest.raises(RuntimeError, match="before fit"):
         Camformers().predict(test)
 

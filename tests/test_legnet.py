@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -27,15 +26,7 @@ TINY = dict(block_sizes=[16, 8, 8], batch_size=128, max_epochs=2, batches_per_ep
 ADAPTER = "TGCATTTTTTTCACATC"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models: one intra-op thread is as fast as two and immune to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def _random_seqs(n: int, length: int, seed: int) -> list[str]:
@@ -257,16 +248,11 @@ def test_one_cycle_schedule():
     assert trainer.config.max_batches_per_epoch == 1000
 
 
-def test_save_load_round_trip(dev_train, tmp_path):
+def test_save_load_round_trip(dev_train, save_and_load):
     m = LegNet(LegNetConfig(**{**TINY, "max_epochs": 1}), seed=0, device="cpu")
     m.fit(dev_train.subset(np.arange(300)))
-    test = dev_train.subset(np.arange(300, 400))
-    m.save(tmp_path / "m")
-    loaded = LegNet.load(tmp_path / "m", device="cpu")
-    assert loaded.config == m.config and loaded.seed == 0 and loaded.best_epoch == 1
-    np.testing.assert_array_equal(loaded.predict(test), m.predict(test))
-    meta = json.loads((tmp_path / "m" / "method.json").read_text())
-    assert meta["name"] == "legnet" and meta["config"]["block_sizes"] == [16, 8, 8]
+    loaded = save_and_load(m, dev_train.subset(np.arange(300, 400)))
+    assert loaded.best_epoch == 1 and len(loaded.history) == 1
 
 
 def test_tiny_fit_lowers_validation_loss(dev_train, tmp_path):

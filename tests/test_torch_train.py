@@ -13,15 +13,7 @@ from harness import torch_train as tt
 from harness.data import encoding
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models: one intra-op thread is faster than two (and far faster on a busy machine,
-    where OpenMP threads of an oversubscribed process wait on each other); no assertion depends
-    on the thread count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,166 @@
+"""Tests of the PyTorch plug-in base class (harness/torch_method.py) on a tiny network."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from harness.data.table import SeqTable
+from harness.method import MethodConfig
+from harness.torch_method import LEGACY_STATE_FILE, MODEL_FILE, STATE_FILE, TorchMethod, json_safe
+from harness.torch_train import one_hot_codes, predict_batches
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+@dataclasses.dataclass
+class TinyConfig(MethodConfig):
+    width: int = 6
+    kernel: int = 3
+
+
+class TinyNet(nn.Module):
+    """``(B, 4, L)`` one-hot -> conv -> BatchNorm -> ReLU -> mean over L -> dense -> ``(B,)``."""
+
+    def __init__(self, config: TinyConfig) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(4, config.width, config.kernel, padding="same")
+        self.bn = nn.BatchNorm1d(config.width)
+        self.out = nn.Linear(config.width, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.bn(self.conv(x))).mean(-1))[:, 0]
+
+
+def _one_hot(x, y, training):
+    return one_hot_codes(x), y
+
+
+class Tiny(TorchMethod):
+    """A minimal plug-in: a few SGD steps, one extra state field (with a NaN) beside the base's."""
+
+    name = "tiny-torch"
+    Config = TinyConfig
+    Net = TinyNet
+
+    def __init__(self, config=None, *, seed=0, device="auto", work_dir=None) -> None:
+        super().__init__(config, seed=seed, device=device, work_dir=work_dir)
+        self.extra: dict = {}
+
+    def fit(self, train: SeqTable, valid: SeqTable | None = None) -> None:
+        model = self.build_model()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        x, y = one_hot_codes(torch.from_numpy(train.codes)), torch.from_numpy(train.y.astype(np.float32))
+        for _ in range(3):  # train mode: BatchNorm running statistics (buffers) move too
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+        self.model = model.eval()
+        self.best_epoch = 2
+        self.history = [{"epoch": 1, "valid_r": math.nan, "valid_loss": math.inf},
+                        {"epoch": 2, "valid_r": 0.5, "valid_loss": 1.25}]
+        self.extra = {"rows": len(train), "score": float("nan")}
+
+    def predict(self, seqs: SeqTable) -> np.ndarray:
+        model = self._fitted_model()
+        with self._on_device() as device:
+            return predict_batches(model, seqs.codes, 16, device, _one_hot)
+
+    def _extra_state(self) -> dict:
+        return {"extra": self.extra}
+
+    def _restore_extra_state(self, state: dict) -> None:
+        self.extra = state.get("extra", {})
+
+
+def _table(n: int = 40, length: int = 12, seed: int = 0) -> SeqTable:
+    rng = np.random.default_rng(seed)
+    seqs = ["".join(rng.choice(list("ACGT"), length)) for _ in range(n)]
+    return SeqTable.from_strings(seqs, rng.normal(size=n))
+
+
+@pytest.fixture()
+def fitted() -> Tiny:
+    m = Tiny(TinyConfig(), seed=3, device="cpu")
+    m.fit(_table())
+    return m
+
+
+def test_save_load_round_trip_gives_identical_predictions(fitted, tmp_path, save_and_load):
+    test = _table(25, seed=1)
+    loaded = save_and_load(fitted, test)  # same config, seed, best_epoch and predictions
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["method.json", MODEL_FILE, STATE_FILE]
+    assert loaded.best_epoch == 2
+    assert not loaded.model.training and all(p.device.type == "cpu" for p in loaded.model.parameters())
+    for key, value in fitted.model.state_dict().items():  # weights and BatchNorm buffers
+        torch.testing.assert_close(loaded.model.state_dict()[key], value, rtol=0, atol=0)
+    pred = loaded.predict(test)
+    assert pred.shape == (25,) and pred.dtype == np.float64
+    # history and extra state come back, non-finite values as None
+    assert loaded.history == [{"epoch": 1, "valid_r": None, "valid_loss": None},
+                              {"epoch": 2, "valid_r": 0.5, "valid_loss": 1.25}]
+    assert loaded.extra == {"rows": 40, "score": None}
+    # the fitted method itself is unchanged by saving (NaN stays NaN in memory)
+    assert math.isnan(fitted.history[0]["valid_r"])
+
+
+def test_nan_history_written_as_null(fitted, tmp_path):
+    fitted.save(tmp_path)
+    text = (tmp_path / STATE_FILE).read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    state = json.loads(text)
+    assert state["best_epoch"] == 2 and state["extra"] == {"rows": 40, "score": None}
+    assert state["history"][0] == {"epoch": 1, "valid_r": None, "valid_loss": None}
+
+
+def test_save_before_fit_raises_and_writes_nothing(tmp_path):
+    m = Tiny()
+    with pytest.raises(RuntimeError, match="tiny-torch: save called before fit"):
+        m.save(tmp_path / "m")
+    assert not (tmp_path / "m" / MODEL_FILE).exists() and not (tmp_path / "m" / STATE_FILE).exists()
+    with pytest.raises(RuntimeError, match="tiny-torch: predict called before fit/load"):
+        m.predict(_table(3))
+
+
+def test_extra_state_may_not_shadow_base_keys(fitted, tmp_path):
+    fitted._extra_state = lambda: {"history": []}
+    with pytest.raises(ValueError, match="history"):
+        fitted.save(tmp_path)
+
+
+def test_load_reads_legacy_state_file_or_none(fitted, tmp_path):
+    test = _table(10, seed=2)
+    fitted.save(tmp_path)
+    (tmp_path / STATE_FILE).rename(tmp_path / LEGACY_STATE_FILE)  # the older plug-ins' name
+    legacy = Tiny.load(tmp_path, device="cpu")
+    assert legacy.best_epoch == 2 and legacy.extra["rows"] == 40
+    (tmp_path / LEGACY_STATE_FILE).unlink()  # weights only: still loads, no history
+    bare = Tiny.load(tmp_path, device="cpu")
+    assert bare.best_epoch is None and bare.history == [] and bare.extra == {}
+    np.testing.assert_array_equal(bare.predict(test), fitted.predict(test))
+
+
+def test_num_parameters_build_model_and_defaults(tmp_path):
+    m = Tiny(TinyConfig(width=5), seed=1, work_dir=tmp_path)
+    assert m.framework == "pytorch" and m.model is None and m.history == [] and m.best_epoch is None
+    # conv 4*5*3 + 5, BatchNorm 2*5 (running statistics are buffers, not parameters), dense 5 + 1
+    assert m.num_parameters() == 65 + 10 + 6
+    net = m.build_model()
+    assert isinstance(net, TinyNet) and net.training
+    assert sum(p.numel() for p in net.parameters() if p.requires_grad) == m.num_parameters()
+    # seeded: same seed, same initial weights; another seed, other weights
+    torch.testing.assert_close(m.build_model().conv.weight, net.conv.weight, rtol=0, atol=0)
+    assert not torch.equal(Tiny(TinyConfig(width=5), seed=2).build_model().conv.weight, net.conv.weight)
+    assert m.checkpoint_dir == tmp_path / "checkpoints" and Tiny().checkpoint_dir is None
+
+
+def test_json_safe():
+    rec = {"a": math.nan, "b": [1.0, -math.inf, (np.float32("nan"), 2)], "c": {"d": np.float64(3.5)}, "e": "x"}
+    assert json_safe(rec) == {"a": None, "b": [1.0, None, [None, 2]], "c": {"d": 3.5}, "e": "x"}
+    assert json_safe([]) == [] and json_safe(None) is None
