@@ -44,8 +44,17 @@ def main() -> None:
 @click.option("--out", type=PATH, default=None,
               help="Run directory (default: runs/<data>-<train>-<split>-<profile>-s<seed>); re-running resumes.")
 @click.option("--skip-bad-rows", is_flag=True, help="Drop bad training rows and report counts instead of failing.")
+@click.option("--backend", type=click.Choice(["local", "dask", "ray"]), default="local", show_default=True,
+              help="Where the (method, fold) jobs run: local processes (joblib loky), a Dask cluster or Ray.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Jobs at once. local: worker processes (default 1: one after another in this process); "
+                   "dask/ray: workers of the cluster started here (default one per core), or a cap on a given cluster.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler to connect to with --backend dask (default: $DASK_SCHEDULER_ADDRESS, "
+                   "else a local cluster).")
 @friendly_errors
-def run(methods, data, train, snv_pairs, split, folds, holdout_fraction, profile, seed, device, out, skip_bad_rows):
+def run(methods, data, train, snv_pairs, split, folds, holdout_fraction, profile, seed, device, out, skip_bad_rows,
+        backend, jobs, scheduler):
     """Fit each method on each fold, predict out-of-fold and test, score, and print the leaderboard."""
     from .runner import RunSpec, run as run_spec
     from .splits import SplitSpec
@@ -54,7 +63,8 @@ def run(methods, data, train, snv_pairs, split, folds, holdout_fraction, profile
     if not names:
         raise click.UsageError("--methods is empty")
     spec = RunSpec(names, resolve_data_dir(data), train, snv_pairs,
-                   SplitSpec(split, folds, holdout_fraction, seed), profile, device, out, skip_bad_rows)
+                   SplitSpec(split, folds, holdout_fraction, seed), profile, device, out, skip_bad_rows,
+                   backend=backend, jobs=jobs, scheduler=scheduler)
     run_spec(spec, console)
 
 
@@ -110,18 +120,9 @@ def methods_list():
         table.add_column(col, justify="right" if col == "parameters" else "left")
     for name, cls in registry.available().items():
         n = cls().num_parameters()
-        profiles = sorted(set(cls.profiles) | _toml_profiles(registry.CONFIG_DIR / f"{name}.toml"))
-        table.add_row(name, registry.source_of(name), cls.framework, "—" if n is None else f"{n:,}", ", ".join(profiles))
+        table.add_row(name, registry.source_of(name), cls.framework, "—" if n is None else f"{n:,}",
+                      ", ".join(registry.profile_names(cls)))
     console.print(table)
-
-
-def _toml_profiles(path: Path) -> set[str]:
-    import tomllib
-
-    if not path.is_file():
-        return set()
-    with open(path, "rb") as fh:
-        return set(tomllib.load(fh))
 
 
 @methods.command("new")
@@ -141,8 +142,9 @@ def _add_commands() -> None:
     from .ensemble import ensemble_cmd
     from .export import export_cmd, validate_cmd
     from .leaderboard import leaderboard_cmd
+    from .tune import tune_cmd
 
-    for command in (data_group, ensemble_cmd, leaderboard_cmd, export_cmd, validate_cmd):
+    for command in (data_group, ensemble_cmd, leaderboard_cmd, export_cmd, validate_cmd, tune_cmd):
         main.add_command(command)
 
 

@@ -616,17 +616,18 @@ def _seq_features(table: SeqTable) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 def result_table(result: EnsembleResult) -> Table:
-    """Rich table: the ensemble beside its members (best member marked), OOF and board scores."""
-    boards = [b for b in ("private", "public", "full") if b in result.boards]
+    """Rich table: the ensemble beside its members (best member marked), the OOF score and the
+    private and public board scores (the full board is in ``scores.json``); fits 80 columns."""
+    boards = [b for b in ("private", "public") if b in result.boards] or list(result.boards)[:1]
     table = Table(title=f"Ensemble ({result.stacker} stacker)", box=box.SIMPLE_HEAVY)
-    for col in ("method", "OOF r", "OOF ρ", "OOF r+ρ"):
-        table.add_column(col, justify="left" if col == "method" else "right", no_wrap=col == "method")
+    table.add_column("method", no_wrap=True)
+    table.add_column("OOF\nr+ρ", justify="right")
     for b in boards:
-        table.add_column(f"{b} Pearson²", justify="right")
-        table.add_column(f"{b} Spearman", justify="right")
+        table.add_column(f"{b}\nPearson²", justify="right")
+        table.add_column(f"{b}\nSpearman", justify="right")
 
     def cells(oof: dict[str, float], scores: dict[str, BoardScore]) -> list[str]:
-        row = [f"{oof['pearson']:.4f}", f"{oof['spearman']:.4f}", f"{oof['score']:.4f}"]
+        row = [f"{oof['score']:.4f}"]
         for b in boards:
             row += [f"{scores[b].pearson_score:.4f}", f"{scores[b].spearman_score:.4f}"]
         return row
@@ -634,8 +635,7 @@ def result_table(result: EnsembleResult) -> Table:
     label = f"{ENSEMBLE} (= {result.best_member}, fallback)" if result.fallback else f"{ENSEMBLE} ({result.stacker})"
     table.add_row(label, *cells(result.oof_scores, result.boards), style="bold")
     if result.fallback:
-        table.add_row(f"{result.stacker} stacker (not used)", f"{result.stacker_oof['pearson']:.4f}",
-                      f"{result.stacker_oof['spearman']:.4f}", f"{result.stacker_oof['score']:.4f}",
+        table.add_row(f"{result.stacker} stacker (not used)", f"{result.stacker_oof['score']:.4f}",
                       *["" for _ in range(2 * len(boards))], style="dim")
     ranked = sorted(result.members, key=lambda m: -result.member_oof[m]["score"])
     for m in ranked:

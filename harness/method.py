@@ -34,6 +34,11 @@ class Method(abc.ABC):
         Config: the config dataclass; its defaults are the method's reference (paper) setting.
         profiles: built-in named profiles (``{"cpu": {...overrides}}``), merged under
             ``configs/<name>.toml``.
+        search_space: hyperparameters ``harness tune`` may search, ``{field: entry}`` in the format
+            of a ``[search_space]`` table of ``configs/<name>.toml`` (which overrides it entry by
+            entry), e.g. ``{"lr": {"low": 1e-4, "high": 1e-2, "log": True}, "batch_size":
+            {"choices": [128, 256]}}``; see :mod:`harness.tune` and
+            :func:`harness.registry.load_search_space`. Empty: only the TOML table counts.
 
     Args:
         config: the configuration (defaults to ``Config()``).
@@ -48,6 +53,7 @@ class Method(abc.ABC):
     framework: ClassVar[str] = "numpy"
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     profiles: ClassVar[dict[str, dict[str, Any]]] = {}
+    search_space: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config: MethodConfig | None = None, *, seed: int = 0, device: str = "auto",
                  work_dir: str | os.PathLike | None = None) -> None:

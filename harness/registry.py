@@ -25,6 +25,8 @@ _BROKEN: dict[str, str] = {}
 _LOADED = False
 #: the repository's ``configs/`` directory (present in a source checkout / editable install).
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+#: tables of ``configs/<method>.toml`` that are not profiles (``[search_space]``: ``harness tune``).
+RESERVED_TABLES = frozenset({"search_space"})
 
 
 def register(name: str):
@@ -103,6 +105,13 @@ class Profile:
     source: str
 
 
+def profile_names(cls: type[Method], config_dir: Path | None = None) -> list[str]:
+    """The named profiles of a method: class attribute ``profiles`` and the tables of
+    ``<config_dir>/<name>.toml`` except :data:`RESERVED_TABLES`, sorted."""
+    path = (CONFIG_DIR if config_dir is None else Path(config_dir)) / f"{cls.name}.toml"
+    return sorted((set(cls.profiles) | set(read_tables(path))) - RESERVED_TABLES)
+
+
 def load_profile(method: str | type[Method], profile: str = "default", config_dir: Path | None = None) -> Profile:
     """Build a method's config for a named profile.
 
@@ -114,25 +123,24 @@ def load_profile(method: str | type[Method], profile: str = "default", config_di
     Raises:
         KeyError: unknown method.
         ValueError: a profile sets a key the config does not have (message names file and key),
-            or the TOML file is malformed.
+            the TOML file is malformed, or ``profile`` names a reserved table
+            (:data:`RESERVED_TABLES`).
     """
     cls = get(method) if isinstance(method, str) else method
     config_dir = CONFIG_DIR if config_dir is None else Path(config_dir)
+    if profile in RESERVED_TABLES:
+        raise ValueError(f"{profile!r} is not a profile: table [{profile}] of {config_dir / f'{cls.name}.toml'} "
+                         "is reserved for `harness tune`")
     values: dict[str, Any] = {}
     sources = []
     if profile in cls.profiles:
         values.update(cls.profiles[profile])
         sources.append(f"{cls.__module__}.profiles")
     path = config_dir / f"{cls.name}.toml"
-    if path.is_file():
-        try:
-            with open(path, "rb") as fh:
-                tables = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path}: {exc}") from exc
-        if profile in tables:
-            values.update(tables[profile])
-            sources.append(f"{path} [{profile}]")
+    tables = read_tables(path)
+    if profile in tables:
+        values.update(tables[profile])
+        sources.append(f"{path} [{profile}]")
     known = {f.name for f in fields(cls.Config)}
     unknown = set(values) - known
     if unknown:
@@ -143,3 +151,48 @@ def load_profile(method: str | type[Method], profile: str = "default", config_di
     else:
         source = "; ".join(sources)
     return Profile(cls.Config(**values), profile, source)
+
+
+def load_search_space(method: str | type[Method], config_dir: Path | None = None):
+    """A method's ``harness tune`` search space, validated.
+
+    Resolution: the class attribute ``search_space`` (``{field: entry}``), updated entry by entry by
+    table ``[search_space]`` of ``<config_dir>/<method>.toml`` (default :data:`CONFIG_DIR`). Entry
+    format and checks: :func:`harness.tune.parse_search_space`.
+
+    Returns:
+        A :class:`harness.tune.SearchSpace` (empty when neither source declares anything).
+
+    Raises:
+        KeyError: unknown method.
+        ValueError: the TOML file is malformed, ``[search_space]`` is not a table, or an entry is
+            invalid: a key that is not a field of the method's ``Config`` dataclass, an unknown
+            entry key, bad bounds/choices. The message names the file (or class) and the key.
+    """
+    from .tune import parse_search_space
+
+    cls = get(method) if isinstance(method, str) else method
+    config_dir = CONFIG_DIR if config_dir is None else Path(config_dir)
+    where = f"{cls.__module__}.{cls.__name__}.search_space"
+    entries: dict[str, tuple[Any, str]] = {name: (spec, where) for name, spec in cls.search_space.items()}
+    path = config_dir / f"{cls.name}.toml"
+    table = read_tables(path).get("search_space", {})
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: search_space must be a table ([search_space]), got {type(table).__name__}")
+    entries.update({name: (spec, f"{path} [search_space]") for name, spec in table.items()})
+    return parse_search_space(cls.Config, entries)
+
+
+def read_tables(path: Path) -> dict[str, Any]:
+    """The tables of TOML file ``path`` (``{}`` when it does not exist), reserved ones included.
+
+    Raises:
+        ValueError: the file is malformed (the message names it).
+    """
+    if not path.is_file():
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: {exc}") from exc

@@ -53,7 +53,7 @@ def leaderboard_table(rows: dict[str, dict[str, BoardScore]], boards: list[str],
     """
     ranked = rank_methods({m: {"pearson_score": b[rank_board].pearson_score,
                                "spearman_score": b[rank_board].spearman_score} for m, b in rows.items()})
-    table = Table(title=title, box=box.SIMPLE_HEAVY)
+    table = Table(title=title, box=box.SIMPLE_HEAVY, collapse_padding=True, pad_edge=False)  # fits 80 columns
     table.add_column("#", justify="right")
     table.add_column("method", no_wrap=True)
     for board in boards:

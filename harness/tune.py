@@ -1,0 +1,1074 @@
+"""``harness tune``: an Optuna search over a method's declared hyperparameter space.
+
+Search space (data, not code)
+    Table ``[search_space]`` of ``configs/<method>.toml``, one entry per field of the method's
+    ``Config`` dataclass, over the class attribute :attr:`harness.method.Method.search_space` (same
+    format; the TOML entry for a field replaces the class's). Entry forms:
+
+    * ``lr = { low = 1e-4, high = 1e-2, log = true }`` -- a float range (``log`` optional);
+    * ``dropout = { low = 0.0, high = 0.5, step = 0.05 }`` -- a float range on a grid;
+    * ``channels = { low = 16, high = 128, step = 16, type = "int" }`` -- an integer range
+      (``type`` may be left out when both bounds are integers and the field's default is an int);
+    * ``batch_size = { choices = [128, 256, 512] }`` -- categorical; choices may also be arrays
+      (``block_sizes = { choices = [[32, 16, 16], [64, 32, 32]] }``), passed to Optuna as their
+      JSON text;
+    * ``alphas = { value = [] }`` -- fixed in every trial, not searched (e.g. to switch off a
+      method's own internal grid so that a searched ``alpha`` takes effect).
+
+    :func:`parse_search_space` checks each entry against the ``Config`` fields and
+    :func:`tune` checks every bound / choice against the base profile (the config must accept
+    it); each error names the file (or class) and the key.
+
+Objective
+    The training file is split once by :func:`harness.splits.make_assignment` (hold-out,
+    ``holdout_fraction``, seeded by ``seed``): exactly the split of ``harness run --split holdout
+    --seed SEED``. Every trial builds ``Config`` = base profile + fixed entries + sampled values +
+    ``overrides`` (``--set``), fits the method on the training part as ``harness run`` does
+    (``fit(train)`` without a validation table, so a method's early stopping uses its own internal
+    split and never sees the hold-out rows) with ``seed``, predicts the hold-out rows and returns
+    Pearson r + Spearman rho (a float in [-2, 2], maximised). Every trial uses the same seed, so
+    trials differ only in their hyperparameters. A trial whose config the method refuses, or whose
+    predictions are not finite (a diverged fit), is recorded as FAIL and counts as finished; any
+    other exception stops the study with that error.
+
+    Note: the tuned profile's ``harness run --split holdout --seed SEED`` OOF score is measured on
+    the rows the search selected on, so it is optimistic; the test-set boards are unaffected.
+
+Pruning (honest about what it does)
+    Optuna's :class:`~optuna.pruners.MedianPruner` (``pruner="median"``): after
+    :data:`PRUNE_STARTUP_TRIALS` finished trials, a trial whose intermediate value at an epoch is
+    below the median of the earlier completed trials at that epoch is stopped (state PRUNED); the
+    first :data:`PRUNE_WARMUP_EPOCHS` epoch(s) are never pruned. Intermediate values are the
+    method's *own* per-epoch validation Pearson r + Spearman rho (on its internal validation split,
+    the same rows in every trial), reported live only for methods whose ``fit`` builds its training
+    loop with ``make_trainer()`` returning an object with a ``callbacks`` list that it calls with
+    each epoch's record (``{"epoch", "valid_r", "valid_rho", ...}``: the PyTorch plug-ins through
+    :class:`harness.torch_train.Trainer`; the tuner wraps that one method of the instance).
+    LegNet fits on every row (no internal validation), so its records carry no validation values
+    and it is not pruned. For other methods (k-mer baselines, the Keras plug-in) nothing can be
+    reported during a fit: their trials always run to completion; a ``history`` list of such
+    records left on the method after ``fit`` is recorded as intermediate values afterwards (for
+    inspection only, no pruning).
+
+Resuming
+    The study lives in ``storage`` (an Optuna storage URL; default
+    ``sqlite:///runs/tune/<study-name>.db``) under ``study_name`` (default
+    ``<method>-<profile>-<train stem>-s<seed>``). Re-running the same command continues it: finished
+    trials (COMPLETE, PRUNED and counted FAIL) count toward ``trials``, so ``--trials 20`` after a
+    10-trial run adds 10. The study records what it was created for (method, base config, training
+    data fingerprint, split, search space, ``--set`` values) and refuses to continue with anything
+    else. Trials of a killed process stay RUNNING until Optuna's heartbeat (60 s, grace 180 s)
+    marks them FAIL on a later resume; they never count. The sampler (TPE) is seeded with ``seed +
+    number of trials so far``, so a run is reproducible given the study's history.
+
+Result
+    The best trial's config is written as profile ``[<profile_name>]`` (default ``tuned``) into
+    ``out`` (default ``configs/<method>.toml``) with :mod:`tomlkit`, keeping every other table and
+    comment of the file; the table holds every field that differs from the ``Config`` defaults
+    (the base profile's values plus the tuned ones), so ``harness run --methods NAME --profile
+    tuned`` reproduces the trial's config (less the ``--set`` values, which are trial-only and noted
+    in the table's comment). The write is atomic (:func:`harness.io.write_text`) and is verified by
+    resolving the profile back through :func:`harness.registry.load_profile`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import functools
+import json
+import math
+import time
+import tomllib
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from . import registry
+from .cli_errors import friendly_errors
+from .io import write_text
+from .method import Method, MethodConfig
+from .scoring.scorer import pearson, spearman
+from .splits import SplitSpec, fingerprint, make_assignment
+
+if TYPE_CHECKING:  # pragma: no cover
+    import optuna
+
+#: keys an entry of ``[search_space]`` may have.
+ENTRY_KEYS = frozenset({"low", "high", "log", "step", "type", "choices", "value"})
+#: finished trials before the median pruner may prune anything.
+PRUNE_STARTUP_TRIALS = 2
+#: leading epochs of a trial that are never pruned.
+PRUNE_WARMUP_EPOCHS = 1
+#: default name of the profile table the best config is written to.
+DEFAULT_PROFILE_NAME = "tuned"
+#: profile names ``harness tune`` refuses to overwrite (besides the base profile).
+PROTECTED_PROFILES = frozenset({"default", "paper"}) | registry.RESERVED_TABLES
+_USER_ATTR = "harness"
+
+
+class TrialFailed(Exception):
+    """A trial that finished without a usable value (refused config, non-finite predictions);
+    recorded as FAIL, counted as finished, and the study goes on."""
+
+
+# ----------------------------------------------------------------------------------------------
+# search space
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ParamSpec:
+    """One validated search-space entry.
+
+    Attributes:
+        name: the ``Config`` field.
+        kind: ``"float"``, ``"int"``, ``"categorical"`` or ``"fixed"``.
+        low, high: inclusive bounds of a range (float or int).
+        log: sample the range on a log scale.
+        step: grid step of a range (None: continuous floats / step 1 for ints).
+        choices: the categorical values (TOML scalars, or arrays passed to Optuna as JSON text).
+        value: the fixed value of a ``"fixed"`` entry.
+        source: where it was declared (``"<file> [search_space]"`` or ``"<module>.<Class>.search_space"``).
+    """
+
+    name: str
+    kind: str
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    step: float | int | None = None
+    choices: tuple = ()
+    value: Any = None
+    source: str = ""
+
+    @property
+    def encoded(self) -> bool:
+        """True when the choices go to Optuna as JSON text (some choice is an array or table)."""
+        return any(isinstance(c, (list, tuple, dict)) for c in self.choices)
+
+    def suggest(self, trial: "optuna.Trial") -> Any:
+        """Draw this parameter's value for ``trial`` (decoded: arrays come back as lists).
+
+        Raises:
+            ValueError: called on a ``"fixed"`` entry.
+        """
+        if self.kind == "float":
+            return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
+        if self.kind == "int":
+            return trial.suggest_int(self.name, self.low, self.high, step=self.step or 1, log=self.log)
+        if self.kind == "categorical":
+            if self.encoded:
+                return json.loads(trial.suggest_categorical(self.name, [json.dumps(c) for c in self.choices]))
+            return trial.suggest_categorical(self.name, list(self.choices))
+        raise ValueError(f"{self.name}: a fixed entry is not suggested")
+
+    def decode(self, optuna_value: Any) -> Any:
+        """The config value of an Optuna parameter value (undoes the JSON text of array choices)."""
+        return json.loads(optuna_value) if self.kind == "categorical" and self.encoded else optuna_value
+
+    def encode(self, config_value: Any) -> Any | None:
+        """The Optuna parameter value for a config value, or None when it lies outside the space."""
+        if self.kind in ("float", "int"):
+            if isinstance(config_value, bool) or not isinstance(config_value, (int, float)):
+                return None
+            if not self.low <= config_value <= self.high:
+                return None
+            if self.kind == "int" and (config_value != int(config_value)
+                                       or (int(config_value) - self.low) % (self.step or 1)):
+                return None
+            return int(config_value) if self.kind == "int" else float(config_value)
+        if self.kind == "categorical":
+            for choice in self.choices:
+                if _same(choice, config_value):
+                    return json.dumps(choice) if self.encoded else choice
+        return None
+
+    def candidates(self) -> list[tuple[str, Any]]:
+        """``(label, value)`` pairs that must all be valid configs: bounds, every choice, the value."""
+        if self.kind in ("float", "int"):
+            return [("low", self.low), ("high", self.high)]
+        if self.kind == "categorical":
+            return [(f"choice {i + 1}", c) for i, c in enumerate(self.choices)]
+        return [("value", self.value)]
+
+    def declaration(self) -> dict:
+        """The entry as a JSON-able dict (what the study records to detect a changed space)."""
+        keys = {"float": ("low", "high", "log", "step"), "int": ("low", "high", "log", "step"),
+                "categorical": ("choices",), "fixed": ("value",)}[self.kind]
+        return {"kind": self.kind, **{k: _plain(getattr(self, k)) for k in keys}}
+
+    def describe(self) -> str:
+        """A short human-readable form, e.g. ``log [0.0001, 0.01]`` or ``{128, 256}``."""
+        if self.kind in ("float", "int"):
+            grid = f" step {self.step:g}" if self.step else ""
+            return f"{'log ' if self.log else ''}{self.kind} [{self.low:g}, {self.high:g}]{grid}"
+        if self.kind == "categorical":
+            return "{" + ", ".join(json.dumps(c) for c in self.choices) + "}"
+        return f"= {json.dumps(_plain(self.value))}"
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A method's validated search space: ``params`` maps a ``Config`` field to its :class:`ParamSpec`."""
+
+    params: dict[str, ParamSpec] = field(default_factory=dict)
+
+    @property
+    def searched(self) -> list[str]:
+        """Names of the searched (non-fixed) parameters, in declaration order."""
+        return [n for n, p in self.params.items() if p.kind != "fixed"]
+
+    @property
+    def fixed(self) -> dict[str, Any]:
+        """``{field: value}`` of the fixed entries."""
+        return {n: p.value for n, p in self.params.items() if p.kind == "fixed"}
+
+    def suggest(self, trial: "optuna.Trial") -> dict[str, Any]:
+        """``{field: value}`` drawn for ``trial`` (searched parameters only)."""
+        return {name: self.params[name].suggest(trial) for name in self.searched}
+
+    def decode(self, optuna_params: dict[str, Any]) -> dict[str, Any]:
+        """Config values of a finished trial's ``params`` (searched parameters only)."""
+        return {n: self.params[n].decode(v) for n, v in optuna_params.items() if n in self.params}
+
+    def declaration(self) -> dict:
+        """JSON-able form of the whole space."""
+        return {n: p.declaration() for n, p in self.params.items()}
+
+
+def parse_search_space(config_cls: type[MethodConfig], entries: dict[str, tuple[Any, str]]) -> SearchSpace:
+    """Validate raw search-space entries into a :class:`SearchSpace`.
+
+    Args:
+        config_cls: the method's ``Config`` dataclass.
+        entries: field name -> ``(entry, source)``: ``entry`` a dict in one of the forms of the
+            module docstring (as TOML or the class attribute gives it); ``source`` names where it
+            was declared, for messages.
+
+    Returns:
+        The space, entries in the given order.
+
+    Raises:
+        ValueError: ``"<source> key '<name>': <problem>"`` for a name that is not a field of
+            ``config_cls`` (the message lists the fields), an entry that is not a table, an unknown
+            entry key, not exactly one of ``low``/``high``, ``choices``, ``value``, non-numeric or
+            out-of-order bounds, ``log`` with a bound <= 0, ``log`` with a float ``step``, a
+            non-positive ``step``, an unknown ``type``, non-integer bounds for ``type = "int"``,
+            a range over a non-numeric field or float bounds for an int field, or empty/duplicate
+            ``choices``.
+    """
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    params = {}
+    for name, (entry, source) in entries.items():
+        params[name] = _parse_entry(name, entry, source, fields, config_cls.__name__)
+    return SearchSpace(params)
+
+
+def _parse_entry(name: str, entry: Any, source: str, fields: dict, config_name: str) -> ParamSpec:
+    def bad(problem: str) -> ValueError:
+        return ValueError(f"{source} key {name!r}: {problem}")
+
+    if name not in fields:
+        raise bad(f"not a field of {config_name} (fields: {', '.join(sorted(fields))})")
+    if not isinstance(entry, dict):
+        raise bad(f"must be a table such as {{ low = 1e-4, high = 1e-2, log = true }}, {{ choices = [...] }} or "
+                  f"{{ value = ... }}, got {entry!r}")
+    unknown = set(entry) - ENTRY_KEYS
+    if unknown:
+        raise bad(f"unknown entry key(s) {sorted(unknown)}; allowed: {sorted(ENTRY_KEYS)}")
+    forms = [k for k, present in (("low/high", "low" in entry or "high" in entry), ("choices", "choices" in entry),
+                                  ("value", "value" in entry)) if present]
+    if len(forms) != 1:
+        raise bad(f"needs exactly one of low + high, choices, value; got {forms or 'none'}")
+    field_kind = _field_kind(fields[name])
+    if forms == ["value"]:
+        extra = set(entry) - {"value"}
+        if extra:
+            raise bad(f"a fixed value takes no {sorted(extra)}")
+        return ParamSpec(name, "fixed", value=entry["value"], source=source)
+    if forms == ["choices"]:
+        extra = set(entry) - {"choices"}
+        if extra:
+            raise bad(f"choices take no {sorted(extra)}")
+        choices = entry["choices"]
+        if not isinstance(choices, (list, tuple)) or not choices:
+            raise bad(f"choices must be a non-empty array, got {choices!r}")
+        texts = [json.dumps(_plain(c), sort_keys=True) for c in choices]
+        if len(set(texts)) != len(texts):
+            raise bad(f"duplicate choices in {choices!r}")
+        return ParamSpec(name, "categorical", choices=tuple(choices), source=source)
+    # a range
+    if "low" not in entry or "high" not in entry:
+        raise bad("a range needs both low and high")
+    low, high, step, log = entry["low"], entry["high"], entry.get("step"), entry.get("log", False)
+    for label, v in (("low", low), ("high", high)) + ((("step", step),) if step is not None else ()):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise bad(f"{label} must be a finite number, got {v!r}")
+    if not isinstance(log, bool):
+        raise bad(f"log must be true or false, got {log!r}")
+    kind = entry.get("type")
+    if kind is None:
+        ints = all(isinstance(v, int) for v in (low, high) + ((step,) if step is not None else ()))
+        kind = "int" if ints and field_kind == "int" else "float"
+    if kind not in ("int", "float"):
+        raise bad(f"type must be \"int\" or \"float\", got {kind!r}")
+    if field_kind not in ("int", "float"):
+        raise bad(f"a range needs a numeric field; {config_name}.{name} is {field_kind} (use choices or value)")
+    if kind == "float" and field_kind == "int":
+        raise bad(f"{config_name}.{name} is an int: give integer bounds or type = \"int\"")
+    if kind == "int":
+        for label, v in (("low", low), ("high", high)) + ((("step", step),) if step is not None else ()):
+            if v != int(v):
+                raise bad(f"type = \"int\" needs integer {label}, got {v!r}")
+        low, high, step = int(low), int(high), (int(step) if step is not None else None)
+    else:
+        low, high, step = float(low), float(high), (float(step) if step is not None else None)
+    if not low < high:
+        raise bad(f"low must be < high, got low = {low!r}, high = {high!r} (a single value: {{ value = {low!r} }})")
+    if step is not None and step <= 0:
+        raise bad(f"step must be > 0, got {step!r}")
+    if log and low <= 0:
+        raise bad(f"log = true needs low > 0, got low = {low!r}")
+    if log and step is not None and (kind == "float" or step != 1):
+        raise bad("log = true cannot be combined with a step (other than 1 for ints)")
+    return ParamSpec(name, kind, low=low, high=high, log=log, step=step, source=source)
+
+
+def _field_kind(f: dataclasses.Field) -> str:
+    """``"bool"``, ``"int"``, ``"float"``, ``"str"``, ``"sequence"`` or ``"other"`` for a config field."""
+    if f.default is not dataclasses.MISSING:
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        default = f.default_factory()  # type: ignore[misc]
+    else:
+        annotation = str(f.type)
+        return annotation if annotation in ("bool", "int", "float", "str") else "other"
+    for kind, types in (("bool", bool), ("int", int), ("float", float), ("str", str), ("sequence", (list, tuple))):
+        if isinstance(default, types):
+            return kind
+    return "other"
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as config values: sequences element-wise (tuple == list), numbers by value, but a bool
+    only equals a bool."""
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b)
+                and all(_same(x, y) for x, y in zip(a, b)))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return a == b
+
+
+def _plain(value: Any) -> Any:
+    """Tuples -> lists, recursively (TOML / JSON form of a config value)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def check_space(space: SearchSpace, base: MethodConfig, profile: str) -> MethodConfig:
+    """Check every bound, choice and fixed value against the base config; return base + fixed.
+
+    Each candidate is applied alone (with the fixed entries) through :func:`dataclasses.replace`,
+    so the method's own ``Config.__post_init__`` checks run.
+
+    Raises:
+        ValueError: ``"<source> key '<name>': <label> <value> is refused on top of profile
+            '<profile>': <the config's message>"``.
+    """
+    fixed = space.fixed
+    try:
+        with_fixed = dataclasses.replace(base, **fixed)
+    except (ValueError, TypeError) as exc:
+        p = next(iter(space.params[n] for n in fixed))
+        raise ValueError(f"{p.source}: fixed values {fixed} are refused on top of profile {profile!r}: {exc}") from exc
+    for name in space.searched:
+        p = space.params[name]
+        for label, value in p.candidates():
+            try:
+                dataclasses.replace(with_fixed, **{name: value})
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{p.source} key {name!r}: {label} {value!r} is refused on top of profile "
+                                 f"{profile!r}: {exc}") from exc
+    return with_fixed
+
+
+# ----------------------------------------------------------------------------------------------
+# the study
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class TuneSpec:
+    """Everything :func:`tune` needs (the options of ``harness tune``).
+
+    Attributes:
+        method: registered method name.
+        trials: finished trials the study should have (resumed trials included), >= 1.
+        data_dir: data directory whose ``train_sequences.txt`` is the default training file; None
+            with ``train`` None: the simulated default data.
+        train: the training file (``sequence<TAB>expression``).
+        profile: base profile the sampled values are applied on top of.
+        profile_name: the table the best config is written to.
+        storage: Optuna storage URL (``sqlite:///path.db``; ``"memory"``: in-memory, not
+            resumable); None: ``sqlite:///runs/tune/<study_name>.db``.
+        study_name: None: ``<method>-<profile>-<train stem>-s<seed>``.
+        seed: split seed, the method's seed in every trial, and the sampler's seed base.
+        device: passed to the method (``auto``, ``cpu``, ``cuda``, ...).
+        timeout: stop starting new trials after this many seconds (a running trial finishes).
+        out: TOML file the profile is written to (default ``<config_dir>/<method>.toml``).
+        holdout_fraction: share of the training rows held out for the objective.
+        overrides: trial-only config values (``--set``), e.g. ``{"max_train_seconds": 60}``.
+        pruner: ``"median"`` or ``"none"``.
+        base_trial: enqueue the base profile's own values as the first trial of a new study (the
+            searched parameters whose base value lies inside the space).
+        enqueue: further parameter sets (``{field: value}``) to evaluate first in a new study.
+        config_dir: where profiles and the search space are read (default
+            :data:`harness.registry.CONFIG_DIR`).
+        skip_bad_rows: drop bad training rows instead of failing.
+    """
+
+    method: str
+    trials: int
+    data_dir: Path | None = None
+    train: Path | None = None
+    profile: str = "cpu"
+    profile_name: str = DEFAULT_PROFILE_NAME
+    storage: str | None = None
+    study_name: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    timeout: float | None = None
+    out: Path | None = None
+    holdout_fraction: float = 0.1
+    overrides: dict[str, Any] = field(default_factory=dict)
+    pruner: str = "median"
+    base_trial: bool = True
+    enqueue: list[dict[str, Any]] = field(default_factory=list)
+    config_dir: Path | None = None
+    skip_bad_rows: bool = False
+
+
+@dataclass
+class TuneResult:
+    """What :func:`tune` did.
+
+    Attributes:
+        study_name, storage: where the study lives.
+        n_finished: counted trials (COMPLETE + PRUNED + counted FAIL); n_complete, n_pruned,
+            n_failed: by state (n_failed counts every FAIL).
+        n_new: trials this call ran.
+        best_trial: number of the best trial (None without a completed trial).
+        best_value: its validation Pearson r + Spearman rho; best_r, best_rho: the two parts.
+        best_params: its searched values (config form).
+        config: the config written as the profile (base + fixed + best values; no ``overrides``).
+        profile_path, profile_name: where it was written (None: nothing written).
+        seconds: wall time of this call.
+    """
+
+    study_name: str
+    storage: str
+    n_finished: int
+    n_complete: int
+    n_pruned: int
+    n_failed: int
+    n_new: int
+    best_trial: int | None
+    best_value: float | None
+    best_r: float | None
+    best_rho: float | None
+    best_params: dict[str, Any]
+    config: MethodConfig | None
+    profile_path: Path | None
+    profile_name: str | None
+    seconds: float
+
+
+def tune(spec: TuneSpec, console: Console | None = None) -> TuneResult:
+    """Run (or continue) the study of ``spec``, print the trials table, write the best profile.
+
+    Returns:
+        A :class:`TuneResult`.
+
+    Raises:
+        KeyError: unknown method.
+        ValueError: bad search space (file and key named), empty search space, bad ``overrides``
+            or ``profile_name``, a bad storage URL, a stored study created for another method /
+            base config / data / split / space, or ``trials`` < 1.
+        DataError: bad or missing training data.
+        RuntimeError: no trial of the study completed (nothing written), or the written profile
+            does not resolve back to the tuned config.
+        Exception: whatever a trial's fit raises other than the counted failures (the study
+            keeps the trial as FAIL and stops).
+    """
+    import optuna
+
+    console = console or Console()
+    t_start = time.perf_counter()
+    if spec.trials < 1:
+        raise ValueError(f"--trials must be >= 1, got {spec.trials}")
+    if spec.pruner not in ("median", "none"):
+        raise ValueError(f"pruner must be 'median' or 'none', got {spec.pruner!r}")
+    cls = registry.get(spec.method)
+    config_dir = registry.CONFIG_DIR if spec.config_dir is None else Path(spec.config_dir)
+    out = Path(spec.out) if spec.out is not None else config_dir / f"{cls.name}.toml"
+    if spec.profile_name in PROTECTED_PROFILES or spec.profile_name == spec.profile:
+        raise ValueError(f"--profile-name {spec.profile_name!r} would overwrite "
+                         f"{'the base profile' if spec.profile_name == spec.profile else 'a reserved table'}; "
+                         "choose another name (default 'tuned')")
+    space = registry.load_search_space(cls, config_dir)
+    if not space.searched:
+        raise ValueError(f"{cls.name} declares no searchable parameters: add a [search_space] table to "
+                         f"{config_dir / f'{cls.name}.toml'} (e.g. lr = {{ low = 1e-4, high = 1e-2, log = true }}) "
+                         f"or a search_space class attribute")
+    base = registry.load_profile(cls, spec.profile, config_dir)
+    base_fixed = check_space(space, base.config, spec.profile)
+    overrides = _check_overrides(cls, spec.overrides, space, base_fixed, spec.profile)
+
+    train, train_path, simulated = _load_train(spec, console)
+    assignment = make_assignment(len(train), SplitSpec("holdout", holdout_fraction=spec.holdout_fraction,
+                                                       seed=spec.seed))
+    held = assignment == 0
+    fit_rows, held_rows = train.subset(~held), train.subset(held)
+
+    study_name = spec.study_name or f"{cls.name}-{spec.profile}-{train_path.stem}-s{spec.seed}"
+    storage_url = spec.storage or f"sqlite:///runs/tune/{study_name}.db"
+    attrs = {"method": cls.name, "profile": spec.profile, "base_config": _plain(dataclasses.asdict(base.config)),
+             "train": str(train_path.resolve()), "train_fingerprint": fingerprint(train), "n_train": len(train),
+             "holdout_fraction": spec.holdout_fraction, "seed": spec.seed, "search_space": space.declaration(),
+             "overrides": _plain(overrides)}
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = _open_study(storage_url, study_name, attrs, spec, space)
+    if spec.pruner == "median":
+        study.pruner = optuna.pruners.MedianPruner(n_startup_trials=PRUNE_STARTUP_TRIALS,
+                                                   n_warmup_steps=PRUNE_WARMUP_EPOCHS + 1)
+    else:
+        study.pruner = optuna.pruners.NopPruner()
+    study.sampler = optuna.samplers.TPESampler(seed=spec.seed + len(study.trials),
+                                               n_startup_trials=max(2, min(10, spec.trials // 3)))
+
+    done = _counted(study)
+    remaining = spec.trials - done
+    console.print(escape(f"study {study_name} ({storage_url}): {cls.name} on top of profile {spec.profile!r} "
+                         f"({base.source}); {len(fit_rows):,} training / {len(held_rows):,} hold-out rows of "
+                         f"{train_path} (seed {spec.seed}); searching {', '.join(space.searched)}"
+                         + (f"; trial-only --set {overrides}" if overrides else "")
+                         + (f"; {done} trial(s) already finished" if done else "")))
+    objective = _Objective(cls, space, base_fixed, overrides, fit_rows, held_rows, spec, prune=spec.pruner == "median")
+    n_before = _n_started(study)
+    if remaining > 0:
+        stop = functools.partial(_stop_when_done, target=spec.trials)
+        log = functools.partial(_log_trial, console=console, space=space)
+        study.optimize(objective, n_trials=remaining, timeout=spec.timeout, catch=(TrialFailed,),
+                       callbacks=[log, stop], gc_after_trial=True)
+    n_new = _n_started(study) - n_before
+
+    trials = study.get_trials(deepcopy=False)
+    console.print(trials_table(trials, space, title=f"{study_name}: {cls.name} trials"
+                               + (" (SIMULATED data)" if simulated else "")))
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    states = [t.state for t in trials]
+    result = TuneResult(study_name, storage_url, _counted(study), len(complete),
+                        states.count(optuna.trial.TrialState.PRUNED), states.count(optuna.trial.TrialState.FAIL),
+                        n_new, None, None, None, None, {}, None, None, None, 0.0)
+    if not complete:
+        raise RuntimeError(f"study {study_name!r}: no trial completed ({len(trials)} trials: "
+                           f"{result.n_pruned} pruned, {result.n_failed} failed); nothing written")
+    best = study.best_trial
+    best_params = space.decode(best.params)
+    config = dataclasses.replace(base_fixed, **best_params)
+    header = _profile_header(study_name, storage_url, best, result, spec, train_path, overrides, space)
+    write_profile(out, spec.profile_name, profile_values(cls, config, spec.profile_name, always=space.params), header)
+    if out.name == f"{cls.name}.toml":
+        resolved = registry.load_profile(cls, spec.profile_name, out.parent).config
+        if resolved != config:
+            raise RuntimeError(f"{out} [{spec.profile_name}] resolves to {resolved}, not the tuned {config}")
+    result.best_trial, result.best_value = best.number, float(best.value)
+    result.best_r, result.best_rho = best.user_attrs.get("r"), best.user_attrs.get("rho")
+    result.best_params, result.config = best_params, config
+    result.profile_path, result.profile_name = out, spec.profile_name
+    result.seconds = time.perf_counter() - t_start
+    console.print(f"best: trial {best.number}, validation r + ρ = [bold]{best.value:.4f}[/] "
+                  f"(r {result.best_r:.4f}, ρ {result.best_rho:.4f}) with "
+                  + escape(f"{', '.join(f'{k}={_fmt(v)}' for k, v in best_params.items())}; "
+                           f"{result.n_finished} finished trials ({result.n_complete} complete, {result.n_pruned} "
+                           f"pruned, {result.n_failed} failed), {n_new} run now in {result.seconds:.1f} s"))
+    console.print(escape(f"wrote profile [{spec.profile_name}] to {out}: "
+                         f"harness run --methods {cls.name} --profile {spec.profile_name}"))
+    return result
+
+
+def _load_train(spec: TuneSpec, console: Console):
+    from .data import DataError
+    from .data.cache import load_training
+    from .data.readers import BadRows
+    from .data.testset import TRAIN_FILE
+
+    simulated = False
+    if spec.train is not None:
+        train_path = Path(spec.train)
+    else:
+        data_dir = spec.data_dir
+        if data_dir is None:
+            from .data.simulate import default_data_dir
+
+            data_dir, simulated = default_data_dir(), True
+        train_path = Path(data_dir) / TRAIN_FILE
+        if not simulated:
+            from .data.simulate import is_simulated
+
+            simulated = is_simulated(Path(data_dir))
+    if simulated:
+        console.print(Panel(f"SIMULATED training data generated by the harness ({train_path}): tuned values say "
+                            "nothing about the challenge. Pass --data DIR or --train FILE for real data.",
+                            title="simulated data", style="yellow"))
+    if not train_path.is_file():
+        raise DataError(f"{train_path}: no training file (pass --train FILE)")
+    bad = BadRows()
+    train = load_training(train_path, skip_bad_rows=spec.skip_bad_rows, bad=bad)
+    if bad.total:
+        console.print(f"[yellow]skipped {bad.total} bad rows of {train_path}: {dict(bad.counts)}")
+    if len(train) < 20:
+        raise DataError(f"{train_path}: {len(train)} training rows; tuning needs at least 20")
+    return train, train_path, simulated
+
+
+def _check_overrides(cls: type[Method], overrides: dict[str, Any], space: SearchSpace, base: MethodConfig,
+                     profile: str) -> dict[str, Any]:
+    known = {f.name for f in dataclasses.fields(cls.Config)}
+    for key in overrides:
+        if key not in known:
+            raise ValueError(f"--set {key}: not a field of {cls.Config.__name__} (fields: {', '.join(sorted(known))})")
+        if key in space.params:
+            raise ValueError(f"--set {key}: {key} is in the search space ({space.params[key].source}); "
+                             "remove one of the two")
+    try:
+        dataclasses.replace(base, **overrides)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"--set {overrides} is refused on top of profile {profile!r}: {exc}") from exc
+    return dict(overrides)
+
+
+def _open_study(storage_url: str, study_name: str, attrs: dict, spec: TuneSpec, space: SearchSpace) -> "optuna.Study":
+    import optuna
+
+    if storage_url == "memory":
+        storage = None
+    else:
+        if storage_url.startswith("sqlite:///"):
+            db = storage_url[len("sqlite:///"):]
+            if db and db != ":memory:":
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 3-5
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(storage_url, heartbeat_interval=60, grace_period=180)
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for a bad URL
+            raise ValueError(f"--storage {storage_url!r}: {type(exc).__name__}: {exc}") from exc
+    study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize", load_if_exists=True)
+    saved = study.user_attrs.get(_USER_ATTR)
+    if saved is None:
+        if study.trials:
+            raise ValueError(f"study {study_name!r} in {storage_url} was not created by `harness tune`; "
+                             "use another --study-name")
+        study.set_user_attr(_USER_ATTR, attrs)
+        enqueue = []
+        if spec.base_trial:
+            base_values = attrs["base_config"]
+            point = {}
+            for name in space.searched:
+                value = space.params[name].encode(base_values.get(name))
+                if value is not None:
+                    point[name] = value
+            if point:
+                enqueue.append((point, "base profile"))
+        for i, values in enumerate(spec.enqueue):
+            point = {}
+            for name, value in values.items():
+                p = space.params.get(name)
+                if p is None or p.kind == "fixed":
+                    raise ValueError(f"enqueued trial {i + 1}: {name!r} is not a searched parameter")
+                encoded = p.encode(value)
+                if encoded is None:
+                    raise ValueError(f"enqueued trial {i + 1}: {name} = {value!r} lies outside {p.describe()}")
+                point[name] = encoded
+            enqueue.append((point, f"enqueued {i + 1}"))
+        for point, why in enqueue:
+            study.enqueue_trial(point, user_attrs={"enqueued": why})
+        return study
+    diff = [k for k in attrs if json.dumps(saved.get(k), sort_keys=True) != json.dumps(attrs[k], sort_keys=True)]
+    if diff:
+        detail = "; ".join(f"{k}: saved {_short(saved.get(k))}, now {_short(attrs[k])}" for k in diff)
+        raise ValueError(f"study {study_name!r} in {storage_url} was created for other {', '.join(diff)} ({detail}); "
+                         "use another --study-name (or --storage) to start a new study")
+    return study
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _n_started(study: "optuna.Study") -> int:
+    from optuna.trial import TrialState
+
+    return sum(1 for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING)
+
+
+def _counted(study: "optuna.Study") -> int:
+    """Finished trials: COMPLETE, PRUNED, and FAIL marked ``counted`` (refused config, diverged)."""
+    from optuna.trial import TrialState
+
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+               or (t.state == TrialState.FAIL and t.user_attrs.get("counted")))
+
+
+def _stop_when_done(study: "optuna.Study", trial: "optuna.trial.FrozenTrial", target: int) -> None:
+    if _counted(study) >= target:
+        study.stop()
+
+
+def _log_trial(study: "optuna.Study", trial: "optuna.trial.FrozenTrial", console: Console, space: SearchSpace) -> None:
+    params = ", ".join(f"{k}={_fmt(v)}" for k, v in space.decode(trial.params).items())
+    state = trial.state.name
+    if trial.state.name == "COMPLETE":
+        what = f"r + ρ = {trial.value:.4f} (r {trial.user_attrs.get('r', math.nan):.4f}, ρ {trial.user_attrs.get('rho', math.nan):.4f})"
+    elif trial.state.name == "PRUNED":
+        what = f"at epoch {trial.user_attrs.get('pruned_at_epoch', '?')}"
+    else:
+        what = trial.user_attrs.get("error", "")
+    console.print(escape(f"trial {trial.number} {state} {what} in {trial.user_attrs.get('seconds', math.nan):.1f} s: "
+                         f"{params}"))
+
+
+class _EpochReporter:
+    """``callback(record)`` for a training loop: reports ``valid_r + valid_rho`` of each epoch to
+    the trial and raises :class:`optuna.TrialPruned` when the pruner says so."""
+
+    def __init__(self, trial: "optuna.Trial", prune: bool) -> None:
+        self.trial, self.prune = trial, prune
+        self.steps: list[int] = []
+        self.live = False
+
+    def __call__(self, record: dict) -> None:
+        import optuna
+
+        value = _epoch_value(record)
+        if value is None:
+            return
+        step = int(record.get("epoch") or len(self.steps) + 1)
+        if step in self.steps:
+            return
+        self.trial.report(value, step)
+        self.steps.append(step)
+        if self.prune and self.trial.should_prune():
+            self.trial.set_user_attr("pruned_at_epoch", step)
+            raise optuna.TrialPruned(f"epoch {step}: validation r + rho {value:.4f} below the median of earlier "
+                                     "trials at this epoch")
+
+    def report_history(self, history: Any) -> None:
+        """Record a finished fit's per-epoch history (no pruning: the fit is over)."""
+        if self.steps or not isinstance(history, list):
+            return
+        prune, self.prune = self.prune, False
+        try:
+            for record in history:
+                if isinstance(record, dict):
+                    self(record)
+        finally:
+            self.prune = prune
+
+
+def _epoch_value(record: dict) -> float | None:
+    r, rho = record.get("valid_r"), record.get("valid_rho")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (r, rho)):
+        return None
+    return float(r) + float(rho)
+
+
+def attach_reporter(method: Method, callback: Callable[[dict], None]) -> bool:
+    """Make ``callback`` see every epoch record of ``method``'s next fit, where the method allows.
+
+    Wraps the instance's ``make_trainer`` (when it has one) so that the returned trainer's
+    ``callbacks`` list gets ``callback`` appended; the class is not touched.
+
+    Returns:
+        True when a ``make_trainer`` was wrapped (the callback runs only if ``fit`` calls it and
+        the trainer has a ``callbacks`` list).
+    """
+    make = getattr(method, "make_trainer", None)
+    if not callable(make):
+        return False
+
+    @functools.wraps(make)
+    def make_trainer(*args, **kwargs):
+        trainer = make(*args, **kwargs)
+        callbacks = getattr(trainer, "callbacks", None)
+        if isinstance(callbacks, list):
+            callbacks.append(callback)
+            if isinstance(callback, _EpochReporter):
+                callback.live = True
+        return trainer
+
+    method.make_trainer = make_trainer  # type: ignore[method-assign]
+    return True
+
+
+class _Objective:
+    """The trial function: config from the trial, fit, predict the hold-out, r + rho."""
+
+    def __init__(self, cls, space, base_fixed, overrides, fit_rows, held_rows, spec: TuneSpec, prune: bool) -> None:
+        self.cls, self.space, self.base_fixed, self.overrides = cls, space, base_fixed, overrides
+        self.fit_rows, self.held_rows, self.spec, self.prune = fit_rows, held_rows, spec, prune
+
+    def __call__(self, trial: "optuna.Trial") -> float:
+        t0 = time.perf_counter()
+        params = self.space.suggest(trial)
+        try:
+            try:
+                config = dataclasses.replace(self.base_fixed, **params, **self.overrides)
+            except (ValueError, TypeError) as exc:
+                self._fail(trial, f"config refused: {exc}")
+            method = self.cls(config, seed=self.spec.seed, device=self.spec.device, work_dir=None)
+            reporter = _EpochReporter(trial, self.prune)
+            attach_reporter(method, reporter)
+            method.fit(self.fit_rows)
+            fit_s = time.perf_counter() - t0
+            if not reporter.live:
+                reporter.report_history(getattr(method, "history", None))
+            pred = np.asarray(method.predict(self.held_rows), dtype=np.float64)
+            if pred.shape != (len(self.held_rows),):
+                raise ValueError(f"{self.cls.name}.predict returned shape {pred.shape} for {len(self.held_rows)} "
+                                 "hold-out rows")
+            if not np.isfinite(pred).all():
+                self._fail(trial, f"{int((~np.isfinite(pred)).sum())} non-finite hold-out predictions (diverged)")
+            r, rho = pearson(pred, self.held_rows.y), spearman(pred, self.held_rows.y)
+            trial.set_user_attr("r", r)
+            trial.set_user_attr("rho", rho)
+            trial.set_user_attr("fit_seconds", fit_s)
+            trial.set_user_attr("epochs", len(reporter.steps))
+            return r + rho
+        finally:
+            trial.set_user_attr("seconds", time.perf_counter() - t0)
+
+    @staticmethod
+    def _fail(trial: "optuna.Trial", message: str) -> None:
+        trial.set_user_attr("counted", True)
+        trial.set_user_attr("error", message)
+        raise TrialFailed(message)
+
+
+# ----------------------------------------------------------------------------------------------
+# output: the profile and the table
+# ----------------------------------------------------------------------------------------------
+def profile_values(cls: type[Method], config: MethodConfig, profile_name: str, always=()) -> dict[str, Any]:
+    """The TOML table that makes ``load_profile(cls, profile_name)`` give ``config``.
+
+    Args:
+        always: fields written even when they equal the default (the searched ones, for the reader).
+
+    Returns:
+        ``{field: value}`` in field order: every field that differs from ``cls.Config()``, every
+        field in ``always`` and every field the class's own ``profiles[profile_name]`` sets; tuples
+        as lists.
+    """
+    default = dataclasses.asdict(cls.Config())
+    values = dataclasses.asdict(config)
+    forced = set(cls.profiles.get(profile_name, {})) | set(always)
+    return {k: _plain(v) for k, v in values.items() if k in forced or _plain(v) != _plain(default[k])}
+
+
+def write_profile(path: str | Path, name: str, values: dict[str, Any], comment: str = "") -> None:
+    """Write table ``[name]`` = ``values`` into TOML file ``path``, keeping everything else.
+
+    An existing ``[name]`` is replaced in place (comment lines that follow its keys, which TOML
+    attaches to it but which describe the next table, are kept); otherwise the table is appended.
+    ``comment`` lines go at the top of the table. The file is written atomically and created if
+    missing.
+
+    Raises:
+        ValueError: the existing file is not valid TOML, or ``[name]`` in it is not a table.
+        RuntimeError: the rewritten file would change another table (never expected; nothing is
+            written then).
+    """
+    import tomlkit
+    from tomlkit.items import Comment, Whitespace
+
+    path = Path(path)
+    old_text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    try:
+        old = tomllib.loads(old_text)
+        doc = tomlkit.parse(old_text)
+    except Exception as exc:  # noqa: BLE001 - tomllib and tomlkit raise their own parse errors
+        raise ValueError(f"{path}: not valid TOML: {exc}") from exc
+    table = tomlkit.table()
+    for line in comment.splitlines():
+        table.add(tomlkit.comment(line) if line.strip() else tomlkit.nl())
+    for key, value in values.items():
+        table.add(key, value)
+    if name in doc:
+        current = doc[name]
+        if not isinstance(current, tomlkit.items.Table):
+            raise ValueError(f"{path}: {name!r} exists and is not a table")
+        trail = []
+        for key, item in reversed(current.value.body):
+            if key is None and isinstance(item, (Comment, Whitespace)):
+                trail.append(item)
+            else:
+                break
+        while trail and isinstance(trail[-1], Whitespace):  # the leading blank line is re-added below
+            trail.pop()
+        if trail:
+            table.add(tomlkit.nl())
+        for item in reversed(trail):
+            table.add(item)
+        doc[name] = table
+        text = tomlkit.dumps(doc)
+    else:
+        new = tomlkit.document()
+        new.add(name, table)
+        text = (old_text.rstrip() + "\n\n" if old_text.strip() else "") + tomlkit.dumps(new)
+    parsed = tomllib.loads(text)
+    expected = {k: v for k, v in old.items() if k != name}
+    if {k: v for k, v in parsed.items() if k != name} != expected or parsed.get(name) != values:
+        raise RuntimeError(f"{path}: rewriting [{name}] would change other tables; nothing written")
+    write_text(path, text)
+
+
+def _profile_header(study_name, storage_url, best, result: TuneResult, spec: TuneSpec, train_path, overrides,
+                    space: SearchSpace) -> str:
+    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    lines = [
+        f"Written by `harness tune` ({when}): study {study_name} ({storage_url}),",
+        f"trial {best.number} of {result.n_finished} finished: validation r + rho = {best.value:.4f} "
+        f"(r {best.user_attrs.get('r', math.nan):.4f}, rho {best.user_attrs.get('rho', math.nan):.4f})",
+        f"on a {spec.holdout_fraction:g} hold-out of {train_path} (seed {spec.seed});",
+        f"base profile [{spec.profile}] + searched {', '.join(space.searched)}.",
+    ]
+    if space.fixed:
+        lines.append(f"Fixed by the search space: {', '.join(f'{k} = {json.dumps(_plain(v))}' for k, v in space.fixed.items())}.")
+    if overrides:
+        lines.append(f"Trials ran with --set {', '.join(f'{k}={json.dumps(_plain(v))}' for k, v in overrides.items())} "
+                     "(not part of this profile).")
+    return "\n".join(lines)
+
+
+def trials_table(trials: list, space: SearchSpace, title: str = "trials", limit: int = 50) -> Table:
+    """A rich table of trials: number, state, r + rho, r, rho, epochs reported, seconds, searched values.
+
+    The best completed trial is starred. With more than ``limit`` trials the best ``limit`` by value
+    are shown (the caption says so).
+    """
+    from optuna.trial import TrialState
+
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value).number if complete else None
+    shown = list(trials)
+    caption = ""
+    if len(shown) > limit:
+        shown = sorted(shown, key=lambda t: (t.state != TrialState.COMPLETE, -(t.value or 0.0)))[:limit]
+        shown.sort(key=lambda t: t.number)
+        caption = f"{limit} best of {len(trials)} trials shown"
+    table = Table(title=title, caption=caption or None)
+    for col in ("#", "state", "r + ρ", "r", "ρ", "epochs", "seconds", *space.searched):
+        table.add_column(col, justify="left" if col in ("state", *space.searched) else "right")
+    for t in shown:
+        value = f"{t.value:.4f}" if t.state == TrialState.COMPLETE else "—"
+        if t.state == TrialState.PRUNED:
+            state = f"PRUNED @{t.user_attrs.get('pruned_at_epoch', '?')}"
+        elif t.state == TrialState.FAIL and t.user_attrs.get("error"):
+            state = f"FAIL ({t.user_attrs['error'][:40]})"
+        else:
+            state = t.state.name
+        params = space.decode(t.params)
+        epochs = len(t.intermediate_values) or "—"
+        table.add_row(f"{'★ ' if t.number == best else ''}{t.number}", state, value,
+                      _num(t.user_attrs.get("r")), _num(t.user_attrs.get("rho")), str(epochs),
+                      _num(t.user_attrs.get("seconds"), ".1f"), *[_fmt(params.get(n, "—")) for n in space.searched],
+                      style="bold" if t.number == best else ("dim" if t.state != TrialState.COMPLETE else None))
+    return table
+
+
+def _num(value, fmt: str = ".4f") -> str:
+    return "—" if value is None or not isinstance(value, (int, float)) else format(value, fmt)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return json.dumps(_plain(value))
+    return str(value)
+
+
+# ----------------------------------------------------------------------------------------------
+# the command
+# ----------------------------------------------------------------------------------------------
+def _parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--set")
+        try:
+            out[key] = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = raw.strip()
+    return out
+
+
+@click.command("tune")
+@click.option("--method", "method", required=True, help="Registered method name (see `harness methods list`).")
+@click.option("--trials", type=click.IntRange(min=1), required=True,
+              help="Finished trials the study should have; a resumed study counts the ones it has.")
+@click.option("--storage", default=None,
+              help="Optuna storage URL, e.g. sqlite:///runs/tune/kmer.db ('memory': not resumable) "
+                   "[default: sqlite:///runs/tune/<study-name>.db].")
+@click.option("--study-name", default=None, help="Study name [default: <method>-<profile>-<train stem>-s<seed>].")
+@click.option("--profile", default="cpu", show_default=True, help="Base profile the sampled values are applied on top of.")
+@click.option("--profile-name", default=DEFAULT_PROFILE_NAME, show_default=True,
+              help="Table the best config is written to.")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Data directory (default: $HARNESS_DATA, else simulated data); its train_sequences.txt is the "
+                   "default training file.")
+@click.option("--train", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Training file (default: DATA/train_sequences.txt).")
+@click.option("--holdout-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
+              show_default=True, help="Share of the training rows held out for the objective.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Split, method and sampler seed.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "tpu", "mps"]), default="auto", show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Start no new trial after this many seconds (the running one finishes).")
+@click.option("--pruner", type=click.Choice(["median", "none"]), default="median", show_default=True,
+              help="Median pruning on per-epoch validation r + ρ (methods that report epochs).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Trial-only config value (TOML syntax), e.g. --set max_train_seconds=60; repeatable; not "
+                   "written to the profile.")
+@click.option("--base-trial/--no-base-trial", default=True, show_default=True,
+              help="Evaluate the base profile's own values first (new studies).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="TOML file the profile is written to [default: configs/<method>.toml].")
+@click.option("--skip-bad-rows", is_flag=True, help="Drop bad training rows and report counts instead of failing.")
+@friendly_errors
+def tune_cmd(method, trials, storage, study_name, profile, profile_name, data, train, holdout_fraction, seed, device,
+             timeout, pruner, sets, base_trial, out, skip_bad_rows):
+    """Search METHOD's [search_space] with Optuna (objective: hold-out Pearson r + Spearman ρ), resumable
+    from --storage, and write the best config as profile [tuned] of configs/<method>.toml."""
+    from .data import resolve_data_dir
+
+    spec = TuneSpec(method, trials, resolve_data_dir(data), train, profile, profile_name, storage, study_name, seed,
+                    device, timeout, out, holdout_fraction, _parse_sets(sets), pruner, base_trial,
+                    skip_bad_rows=skip_bad_rows)
+    tune(spec, Console())
