@@ -49,7 +49,8 @@ def machine() -> dict:
 def parser(method: str, doc: str, steps: int = 2, threads_help: str = "torch.set_num_threads (CPU)"
            ) -> argparse.ArgumentParser:
     """The options every benchmark takes (``--profile``, ``--device``, ``--steps``, ``--warmup``,
-    ``--batch-size``, ``--mixed-precision``, ``--threads``, ``--data``, ``--seed``, ``--json``);
+    ``--batch-size``, ``--mixed-precision``, ``--compile``, ``--channels-last``, ``--threads``,
+    ``--data``, ``--seed``, ``--json``);
     the description is the first paragraph of ``doc``. A script adds its own options to it."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--profile", default="paper", help=f"configs/{method}.toml profile (default: paper)")
@@ -58,6 +59,9 @@ def parser(method: str, doc: str, steps: int = 2, threads_help: str = "torch.set
     ap.add_argument("--warmup", type=int, default=1, help="untimed warm-up steps")
     ap.add_argument("--batch-size", type=int, default=None, help="override the profile's batch size")
     ap.add_argument("--mixed-precision", default=None, help="override: auto, bf16, fp16, off")
+    ap.add_argument("--compile", default=None, help="override: torch.compile mode (default, max-autotune, "
+                    "reduce-overhead) or off; compilation happens in the warm-up steps")
+    ap.add_argument("--channels-last", action="store_true", help="channels-last memory format (Camformers)")
     ap.add_argument("--threads", type=int, default=None, help=threads_help)
     ap.add_argument("--data", default=DEFAULT_DATA, help="training file, or 'random'")
     ap.add_argument("--seed", type=int, default=0)
@@ -66,8 +70,8 @@ def parser(method: str, doc: str, steps: int = 2, threads_help: str = "torch.set
 
 
 def config_for(method: str, args: argparse.Namespace) -> MethodConfig:
-    """The ``--profile`` config of ``method`` with the ``--batch-size`` / ``--mixed-precision``
-    overrides and the progress display off. Sets torch's thread count to ``--threads``, else, on
+    """The ``--profile`` config of ``method`` with the ``--batch-size`` / ``--mixed-precision`` /
+    ``--compile`` / ``--channels-last`` overrides and the progress display off. Sets torch's thread count to ``--threads``, else, on
     the CPU, to the config's ``cpu_threads`` where it has one (what its ``fit`` does)."""
     config = load_profile(method, args.profile).config
     threads = args.threads or (getattr(config, "cpu_threads", 0) if args.device == "cpu" else 0)
@@ -77,6 +81,12 @@ def config_for(method: str, args: argparse.Namespace) -> MethodConfig:
         config.batch_size = args.batch_size
     if args.mixed_precision:
         config.mixed_precision = args.mixed_precision
+    if args.compile:
+        config.compile = args.compile
+    if args.channels_last:
+        if not hasattr(config, "channels_last"):
+            raise SystemExit(f"--channels-last: {method} has no 2-D convolutions (no channels_last setting)")
+        config.channels_last = True
     config.progress = False
     return config
 
@@ -91,7 +101,9 @@ def report(result: dict, args: argparse.Namespace, method: str, parameters: int,
                   command=" ".join([Path(sys.executable).name, *sys.argv]))
     mem = result["peak_memory_bytes"]
     print(json.dumps(result, indent=2))
-    print(f"\n{method} [{args.profile}] {result['device']} {result['precision']}: "
+    layout = "".join([f" compile={result['compile']}" if result.get("compile", "off") != "off" else "",
+                      " channels-last" if result.get("channels_last") else ""])
+    print(f"\n{method} [{args.profile}] {result['device']} {result['precision']}{layout}: "
           f"{result['seqs_per_s']:.2f} train seq/s (batch {result['batch_size']}{batch_note}, {args.steps} timed "
           f"steps, median step {np.median(result['step_seconds']):.2f} s), peak memory "
           f"{'n/a' if mem is None else f'{mem / 2**30:.2f} GiB'} ({result['memory_kind']}){extra}")

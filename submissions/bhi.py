@@ -165,6 +165,8 @@ class BHIConfig(MethodConfig):
             ``2 * (2 * max_shift + 1)`` model rows (engineering, no effect on results).
         mixed_precision: ``"auto"`` (bf16 autocast on CUDA, fp32 elsewhere), ``"bf16"``,
             ``"fp16"``, ``"off"``.
+        compile: ``torch.compile`` mode for the training/validation steps, ``"off"`` or one of
+            :data:`harness.torch_train.COMPILE_MODES` (speed only; weights are the same network's).
         max_batches_per_epoch: cap on steps per epoch, 0 = full epochs (CPU profiles only).
         max_train_seconds: training time budget in s, 0 = none (CPU profiles only).
         cpu_threads: torch intra-op threads while fitting/predicting on the CPU (restored
@@ -205,6 +207,7 @@ class BHIConfig(MethodConfig):
     n_quantiles: int = 1000
     eval_batch_size: int = 256
     mixed_precision: str = "auto"
+    compile: str = "off"
     max_batches_per_epoch: int = 0
     max_train_seconds: float = 0.0
     cpu_threads: int = 0
@@ -608,6 +611,7 @@ class BHI(TorchMethod):
         train_cfg = TrainConfig(
             batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=None, monitor=monitor, monitor_mode=mode,
             eval_batch_size=cfg.eval_batch_size, mixed_precision=cfg.mixed_precision, seed=self.seed,
+            compile=cfg.compile,
             drop_last=cfg.drop_last if drop_last is None else drop_last,
             max_batches_per_epoch=cfg.max_batches_per_epoch or None,
             max_train_seconds=cfg.max_train_seconds or None, progress=cfg.progress)

@@ -75,6 +75,10 @@ class CamformersConfig(MethodConfig):
             on results).
         mixed_precision: ``"auto"`` = bf16 autocast on CUDA, fp32 elsewhere (the team trained on a
             TPU v3-8, PyTorch/XLA defaults).
+        compile: ``torch.compile`` mode for the training/validation steps, ``"off"`` or one of
+            :data:`harness.torch_train.COMPILE_MODES` (speed only; weights are the same network's).
+        channels_last: channels-last (NHWC) weights and inputs for the 2-D convolutions (speed
+            only; try it with bf16 on CUDA).
         max_batches_per_epoch: cap on steps per epoch, 0 = full epochs (CPU profiles only).
         max_train_seconds: training time budget in s, 0 = none (CPU profiles only).
         progress: show the progress bar / per-epoch lines.
@@ -99,6 +103,8 @@ class CamformersConfig(MethodConfig):
     plateau_factor: float = 0.1
     eval_batch_size: int = 1024
     mixed_precision: str = "auto"
+    compile: str = "off"
+    channels_last: bool = False
     max_batches_per_epoch: int = 0
     max_train_seconds: float = 0.0
     progress: bool = True
@@ -264,6 +270,7 @@ class Camformers(TorchMethod):
         train_cfg = TrainConfig(
             batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=cfg.patience, monitor="r+rho",
             eval_batch_size=cfg.eval_batch_size, mixed_precision=cfg.mixed_precision, seed=self.seed,
+            compile=cfg.compile, channels_last=cfg.channels_last,
             max_batches_per_epoch=cfg.max_batches_per_epoch or None,
             max_train_seconds=cfg.max_train_seconds or None, progress=cfg.progress)
         return Trainer(

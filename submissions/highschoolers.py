@@ -175,6 +175,8 @@ class HighSchoolersConfig(MethodConfig):
         quantile_output: map predictions to uniform quantiles (GetPredictions; off for ensembling).
         eval_batch_size: rows per forward pass for validation/prediction (code: 1024).
         mixed_precision: ``"off"`` (fp32, Keras' default policy), ``"auto"``, ``"bf16"``, ``"fp16"``.
+        compile: ``torch.compile`` mode for the training/validation steps, ``"off"`` or one of
+            :data:`harness.torch_train.COMPILE_MODES` (speed only; weights are the same network's).
         max_train_seconds: training time budget in s, 0 = none (CPU profiles only).
         progress: show the progress bar / per-epoch lines.
     """
@@ -210,6 +212,7 @@ class HighSchoolersConfig(MethodConfig):
     quantile_output: bool = False
     eval_batch_size: int = 1024
     mixed_precision: str = "off"
+    compile: str = "off"
     max_train_seconds: float = 0.0
     progress: bool = True
 
@@ -710,7 +713,8 @@ class HighSchoolers(TorchMethod):
         train_cfg = TrainConfig(
             batch_size=cfg.batch_size, max_epochs=cfg.train_epochs + cfg.finetune_epochs, patience=None,
             monitor="valid_r", monitor_mode="max", eval_batch_size=cfg.eval_batch_size,
-            mixed_precision=cfg.mixed_precision, seed=self.seed, shuffle=True,
+            mixed_precision=cfg.mixed_precision, seed=self.seed,
+            compile=cfg.compile, shuffle=True,
             max_batches_per_epoch=max(steps, 1) if steps else None,
             max_train_seconds=cfg.max_train_seconds or None, progress=cfg.progress)
         return Trainer(

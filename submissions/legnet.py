@@ -134,6 +134,8 @@ class LegNetConfig(MethodConfig):
             both strands). Engineering only.
         mixed_precision: ``"off"`` = fp32 as the team trained (train.py leaves TF32 matmuls off);
             ``"auto"``/``"bf16"``/``"fp16"`` for faster GPU runs.
+        compile: ``torch.compile`` mode for the training/validation steps, ``"off"`` or one of
+            :data:`harness.torch_train.COMPILE_MODES` (speed only; weights are the same network's).
         max_train_seconds: training time budget in s, 0 = none (CPU profiles only).
         progress: show the progress bar / per-epoch lines.
     """
@@ -160,6 +162,7 @@ class LegNetConfig(MethodConfig):
     keep: str = "last"
     eval_batch_size: int = 1024
     mixed_precision: str = "off"
+    compile: str = "off"
     max_train_seconds: float = 0.0
     progress: bool = True
 
@@ -593,6 +596,7 @@ class LegNet(TorchMethod):
             batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=None,
             monitor="epoch" if cfg.keep == "last" else "r+rho", monitor_mode="max",
             eval_batch_size=cfg.eval_batch_size, mixed_precision=cfg.mixed_precision, seed=self.seed,
+            compile=cfg.compile,
             max_batches_per_epoch=cfg.batches_per_epoch or None,
             max_train_seconds=cfg.max_train_seconds or None, progress=cfg.progress)
 

@@ -327,3 +327,75 @@ def test_time_steps_reports_throughput():
     res = _trainer().time_steps(x, y, steps=2, warmup=1)
     assert res["steps"] == 2 and len(res["step_seconds"]) == 2
     assert res["seqs_per_s"] > 0 and res["memory_kind"] == "peak_rss" and res["peak_memory_bytes"] > 0
+
+
+# ----------------------------------------------------------------------------------------------
+# speed settings: torch.compile and channels-last change the speed, not the training
+# ----------------------------------------------------------------------------------------------
+class TinyNet2d(nn.Module):
+    """Camformers-like: one-hot as ``(B, 4, L, 1)``, a ``(5, 1)`` Conv2d."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 8, (5, 1), padding=(2, 0))
+        self.bn = nn.BatchNorm2d(8)
+        self.head = nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.bn(self.conv(x))).mean((2, 3)))[:, 0]
+
+
+def _as_2d(x, y, training):
+    inputs, targets = tt.default_transform(x, y, training)
+    return inputs.unsqueeze(-1), targets
+
+
+def _sgd(model):
+    """Plain SGD for the equivalence tests: Adam would turn the rounding noise of gradients that
+    are zero in exact arithmetic (one-hot input channels sum to one, and BatchNorm removes a
+    constant) into full-size steps."""
+    return torch.optim.SGD(model.parameters(), lr=0.05)
+
+
+def _close_state(a: dict, b: dict, atol: float) -> bool:
+    return a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float(), atol=atol) for k in a)
+
+
+def test_compile_trains_the_same_network():
+    x, y = _data(128)
+    xv, yv = _data(64, seed=1)
+    # no dropout: inductor draws its own random numbers
+    torch.manual_seed(0)
+    plain = _trainer(TinyNet(dropout=0.0), max_epochs=2, optimizer_factory=_sgd)
+    torch.manual_seed(0)
+    compiled = _trainer(TinyNet(dropout=0.0), max_epochs=2, compile="default", optimizer_factory=_sgd)
+    assert compiled.net is not compiled.model and plain.net is plain.model
+    plain.fit(x, y, xv, yv)
+    compiled.fit(x, y, xv, yv)
+    # same parameters under the uncompiled names (no "_orig_mod." prefix), same training up to
+    # the kernels' float rounding
+    assert _close_state(plain.model.state_dict(), compiled.model.state_dict(), atol=1e-4)
+    assert [h["valid_r"] for h in compiled.history] == pytest.approx([h["valid_r"] for h in plain.history], abs=1e-4)
+
+
+def test_channels_last_trains_the_same_network():
+    x, y = _data(128)
+    xv, yv = _data(64, seed=1)
+    runs = {}
+    for flag in (False, True):
+        torch.manual_seed(0)
+        trainer = _trainer(TinyNet2d(), max_epochs=2, channels_last=flag, transform=_as_2d, optimizer_factory=_sgd)
+        trainer.fit(x, y, xv, yv)
+        runs[flag] = trainer
+    assert runs[True].model.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not runs[False].model.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert _close_state(runs[False].model.state_dict(), runs[True].model.state_dict(), atol=1e-4)
+    # 3-D inputs pass through unchanged
+    plain = torch.zeros(2, 4, 6)
+    assert runs[True]._layout(plain) is plain
+    assert runs[True]._layout((torch.zeros(2, 4, 6, 1),))[0].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_unknown_compile_mode_is_refused():
+    with pytest.raises(ValueError, match="compile must be 'off' or one of default"):
+        tt.TrainConfig(compile="fast")
