@@ -1,9 +1,13 @@
 """Base class of the PyTorch plug-ins: what every one of them does the same way.
 
-A PyTorch plug-in derives from :class:`TorchMethod` instead of :class:`harness.method.Method`, sets
-the class attribute ``Net`` to its ``nn.Module`` class (built as ``Net(config)``) and keeps only
-what is its own: the recipe (data handling, ``make_trainer``, ``fit``, ``predict``) and the extra
-fitted state it saves. The base gives it:
+A PyTorch plug-in derives from :class:`TorchMethod` instead of :class:`harness.method.Method`, its
+config from :class:`TorchConfig`, sets the class attribute ``Net`` to its ``nn.Module`` class (built
+as ``Net(config)``) and keeps only what is its own: the recipe (data handling, ``make_trainer``,
+``fit``, ``predict``) and the extra fitted state it saves. The base gives it:
+
+* the runtime settings of :class:`TorchConfig` (evaluation batch, mixed precision, ``torch.compile``,
+  time budget, progress display) and :meth:`TorchMethod.train_config`, which turns them and the
+  recipe's loop settings into a :class:`harness.torch_train.TrainConfig`;
 
 * ``model`` / ``history`` / ``best_epoch`` attributes (None / ``[]`` / None until fitted or loaded);
 * :meth:`TorchMethod.build_model` (``torch.manual_seed(seed)``, then ``Net(config)``) and
@@ -21,6 +25,7 @@ The core never imports a plug-in: this module depends on :mod:`harness.method`,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -32,9 +37,9 @@ from torch import nn
 
 from .io import atomic_open, read_json, write_json
 from .method import Method, MethodConfig
-from .torch_train import select_device
+from .torch_train import COMPILE_MODES, TrainConfig, select_device
 
-__all__ = ["LEGACY_STATE_FILE", "MODEL_FILE", "STATE_FILE", "TorchMethod", "json_safe"]
+__all__ = ["LEGACY_STATE_FILE", "MODEL_FILE", "STATE_FILE", "TorchConfig", "TorchMethod", "json_safe"]
 
 #: the weights: a ``torch.save``-d ``state_dict`` of CPU tensors.
 MODEL_FILE = "model.pt"
@@ -59,6 +64,46 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, (float, np.floating)) and not math.isfinite(obj):
         return None
     return obj
+
+
+@dataclasses.dataclass
+class TorchConfig(MethodConfig):
+    """The runtime settings every PyTorch plug-in's config carries beside its recipe: speed, time
+    budget and display. None of them changes what the recipe learns (``mixed_precision`` and
+    ``compile`` change float rounding only). A plug-in redeclares a field to give it another
+    default (e.g. bf16 autocast where its team trained in reduced precision).
+
+    Attributes:
+        eval_batch_size: sequences per forward pass at validation and prediction (a plug-in with
+            test-time augmentation runs several model rows per sequence).
+        mixed_precision: autocast mode (:func:`harness.torch_train.resolve_precision`): ``"auto"``
+            (bf16 on CUDA where supported, else fp16; fp32 elsewhere), ``"bf16"``, ``"fp16"`` or
+            ``"off"`` (fp32).
+        compile: ``torch.compile`` mode for the training and validation steps, ``"off"`` or one of
+            :data:`harness.torch_train.COMPILE_MODES`.
+        max_train_seconds: training time budget in s, 0 = none (CPU profiles only).
+        progress: show the progress bar and per-epoch lines.
+
+    Raises:
+        ValueError: ``eval_batch_size`` < 1, an unknown ``mixed_precision`` or ``compile`` mode,
+            or a negative ``max_train_seconds``.
+    """
+
+    eval_batch_size: int = 1024
+    mixed_precision: str = "off"
+    compile: str = "off"
+    max_train_seconds: float = 0.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        if self.mixed_precision not in ("auto", "bf16", "fp16", "off"):
+            raise ValueError(f"mixed_precision must be 'auto', 'bf16', 'fp16' or 'off', got {self.mixed_precision!r}")
+        if self.compile != "off" and self.compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be 'off' or one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
+        if self.max_train_seconds < 0:
+            raise ValueError(f"max_train_seconds must be >= 0, got {self.max_train_seconds}")
 
 
 class TorchMethod(Method):
@@ -116,6 +161,16 @@ class TorchMethod(Method):
         """Where :meth:`fit` keeps its resumable per-epoch checkpoint: ``work_dir/checkpoints``, or
         None (no checkpointing) without a ``work_dir``."""
         return None if self.work_dir is None else self.work_dir / "checkpoints"
+
+    def train_config(self, **loop) -> TrainConfig:
+        """The :class:`~harness.torch_train.TrainConfig` of a fit: the recipe's loop settings
+        ``loop`` (``batch_size``, ``max_epochs``, ``patience``, ``monitor``, ...) plus this config's
+        :class:`TorchConfig` runtime settings and the method's ``seed`` (``loop`` may override any
+        of them; ``max_train_seconds`` 0 becomes None)."""
+        cfg = self.config
+        return TrainConfig(**{"eval_batch_size": cfg.eval_batch_size, "mixed_precision": cfg.mixed_precision,
+                              "compile": cfg.compile, "max_train_seconds": cfg.max_train_seconds or None,
+                              "progress": cfg.progress, "seed": self.seed, **loop})
 
     # ----- prediction --------------------------------------------------------------------------
     def _fitted_model(self) -> nn.Module:

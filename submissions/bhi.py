@@ -109,10 +109,9 @@ from torch import nn
 from harness.data import encoding
 from harness.data.construct import VECTOR_DOWNSTREAM, VECTOR_UPSTREAM
 from harness.data.table import SeqTable
-from harness.method import MethodConfig
 from harness.registry import register
-from harness.torch_method import STATE_FILE, TorchMethod
-from harness.torch_train import Trainer, TrainConfig, one_hot_codes, predict_batches, select_device
+from harness.torch_method import STATE_FILE, TorchConfig, TorchMethod
+from harness.torch_train import Trainer, one_hot_codes, predict_batches, select_device
 
 #: padding placements, in the order of the 4:3:2 ratio of §1: 5' only, 3' only, both ends.
 PAD_PLACEMENTS = ("5p", "3p", "both")
@@ -124,7 +123,7 @@ _POSTPROCESS = ("none", "quantile", "normal_cdf")
 
 
 @dataclasses.dataclass
-class BHIConfig(MethodConfig):
+class BHIConfig(TorchConfig):
     """BHI (DeepGXP) hyperparameters; the defaults are the write-up's (paper profile). Never edit
     them: scaled-down settings live in ``configs/bhi.toml`` profiles.
 
@@ -165,17 +164,16 @@ class BHIConfig(MethodConfig):
             ``2 * (2 * max_shift + 1)`` model rows (engineering, no effect on results).
         mixed_precision: ``"auto"`` (bf16 autocast on CUDA, fp32 elsewhere), ``"bf16"``,
             ``"fp16"``, ``"off"``.
-        compile: ``torch.compile`` mode for the training/validation steps, ``"off"`` or one of
-            :data:`harness.torch_train.COMPILE_MODES` (speed only; weights are the same network's).
         max_batches_per_epoch: cap on steps per epoch, 0 = full epochs (CPU profiles only).
-        max_train_seconds: training time budget in s, 0 = none (CPU profiles only).
         cpu_threads: torch intra-op threads while fitting/predicting on the CPU (restored
             afterwards); 0 = leave torch's setting. The LSTM runs 2 x 110 small sequential steps,
             each ending in a thread barrier: on a 2-core machine with any other busy process, two
             threads made a training step of the ``cpu`` profile ~25x slower than one (11.5 s vs
             0.42 s per batch of 128, measured); on an idle machine two are ~1.6x faster. The
             ``cpu`` profile uses 1 (robust on a shared machine).
-        progress: show the progress bar / per-epoch lines.
+
+    Runtime settings (``compile``, ``max_train_seconds``, ``progress``): see
+    :class:`harness.torch_method.TorchConfig`.
     """
 
     seq_len: int = 110
@@ -207,15 +205,13 @@ class BHIConfig(MethodConfig):
     n_quantiles: int = 1000
     eval_batch_size: int = 256
     mixed_precision: str = "auto"
-    compile: str = "off"
     max_batches_per_epoch: int = 0
-    max_train_seconds: float = 0.0
     cpu_threads: int = 0
-    progress: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("seq_len", "conv1_channels", "kernel_1", "kernel_2", "lstm_hidden", "conv2_channels", "dense",
-                     "batch_size", "max_epochs", "eval_batch_size", "n_quantiles"):
+                     "batch_size", "max_epochs", "n_quantiles"):
             if getattr(self, name) < 1:
                 raise ValueError(f"bhi: {name} must be >= 1, got {getattr(self, name)}")
         if min(self.pad_5p, self.pad_3p, self.pad_both) < 0 or self.pad_5p + self.pad_3p + self.pad_both <= 0:
@@ -608,13 +604,10 @@ class BHI(TorchMethod):
         """
         cfg = self.config
         monitor, mode = ("epoch", "max") if cfg.keep == "last" else ("valid_r", "max")
-        train_cfg = TrainConfig(
+        train_cfg = self.train_config(
             batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=None, monitor=monitor, monitor_mode=mode,
-            eval_batch_size=cfg.eval_batch_size, mixed_precision=cfg.mixed_precision, seed=self.seed,
-            compile=cfg.compile,
             drop_last=cfg.drop_last if drop_last is None else drop_last,
-            max_batches_per_epoch=cfg.max_batches_per_epoch or None,
-            max_train_seconds=cfg.max_train_seconds or None, progress=cfg.progress)
+            max_batches_per_epoch=cfg.max_batches_per_epoch or None)
         return Trainer(
             model if model is not None else self.build_model(), ConjoinedHuber(cfg.huber_delta),
             lambda net: torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay),

@@ -41,14 +41,13 @@ from torch.nn import functional as F
 
 from harness.data import encoding
 from harness.data.table import SeqTable
-from harness.method import MethodConfig
 from harness.registry import register
-from harness.torch_method import TorchMethod
-from harness.torch_train import Trainer, TrainConfig, one_hot_codes, predict_batches, select_device
+from harness.torch_method import TorchConfig, TorchMethod
+from harness.torch_train import Trainer, one_hot_codes, predict_batches, select_device
 
 
 @dataclasses.dataclass
-class CamformersConfig(MethodConfig):
+class CamformersConfig(TorchConfig):
     """Camformers hyperparameters; the defaults are the write-up's (paper profile). Never edit them:
     scaled-down settings live in ``configs/camformers.toml`` profiles.
 
@@ -71,17 +70,14 @@ class CamformersConfig(MethodConfig):
         plateau_patience, plateau_factor: ReduceLROnPlateau on validation loss (§3: patience 10;
             the factor is not stated -- PyTorch's default 0.1, consistent with the sharp drop of the
             training loss at epoch 24 of the team's log, 11 epochs after the last best V loss).
-        eval_batch_size: rows per forward pass for validation/prediction (engineering, no effect
-            on results).
         mixed_precision: ``"auto"`` = bf16 autocast on CUDA, fp32 elsewhere (the team trained on a
             TPU v3-8, PyTorch/XLA defaults).
-        compile: ``torch.compile`` mode for the training/validation steps, ``"off"`` or one of
-            :data:`harness.torch_train.COMPILE_MODES` (speed only; weights are the same network's).
         channels_last: channels-last (NHWC) weights and inputs for the 2-D convolutions (speed
             only; try it with bf16 on CUDA).
         max_batches_per_epoch: cap on steps per epoch, 0 = full epochs (CPU profiles only).
-        max_train_seconds: training time budget in s, 0 = none (CPU profiles only).
-        progress: show the progress bar / per-epoch lines.
+
+    Runtime settings (``eval_batch_size``, ``compile``, ``max_train_seconds``, ``progress``): see
+    :class:`harness.torch_method.TorchConfig`.
     """
 
     seq_len: int = 110
@@ -101,17 +97,14 @@ class CamformersConfig(MethodConfig):
     patience: int = 10
     plateau_patience: int = 10
     plateau_factor: float = 0.1
-    eval_batch_size: int = 1024
     mixed_precision: str = "auto"
-    compile: str = "off"
     channels_last: bool = False
     max_batches_per_epoch: int = 0
-    max_train_seconds: float = 0.0
-    progress: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("seq_len", "channels", "kernel_size", "pool_kernel", "pool_stride", "dense", "batch_size",
-                     "max_epochs", "eval_batch_size"):
+                     "max_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"camformers: {name} must be >= 1, got {getattr(self, name)}")
         if self.pool_kernel > self.seq_len:
@@ -267,12 +260,9 @@ class Camformers(TorchMethod):
         :meth:`build_model`.
         """
         cfg = self.config
-        train_cfg = TrainConfig(
+        train_cfg = self.train_config(
             batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=cfg.patience, monitor="r+rho",
-            eval_batch_size=cfg.eval_batch_size, mixed_precision=cfg.mixed_precision, seed=self.seed,
-            compile=cfg.compile, channels_last=cfg.channels_last,
-            max_batches_per_epoch=cfg.max_batches_per_epoch or None,
-            max_train_seconds=cfg.max_train_seconds or None, progress=cfg.progress)
+            channels_last=cfg.channels_last, max_batches_per_epoch=cfg.max_batches_per_epoch or None)
         return Trainer(
             model if model is not None else self.build_model(), nn.L1Loss(),
             lambda net: torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay),

@@ -122,11 +122,9 @@ from torch.nn import functional as F
 
 from harness.data import encoding
 from harness.data.table import SeqTable
-from harness.method import MethodConfig
 from harness.registry import register
-from harness.torch_method import TorchMethod
-from harness.torch_train import (Trainer, TrainConfig, one_hot_codes, pearson_spearman, predict_batches,
-                                 select_device)
+from harness.torch_method import TorchConfig, TorchMethod
+from harness.torch_train import Trainer, one_hot_codes, pearson_spearman, predict_batches, select_device
 
 #: trainable parameters of the paper configuration (the team's Keras model: 4,680,769 trainable +
 #: 7,552 non-trainable BatchNorm moving statistics).
@@ -140,7 +138,7 @@ KERAS_LN_EPS = 1e-3
 
 
 @dataclasses.dataclass
-class HighSchoolersConfig(MethodConfig):
+class HighSchoolersConfig(TorchConfig):
     """Hyperparameters; the defaults are the team's (paper profile). Never edit them: scaled-down
     settings live in ``configs/highschoolers.toml`` profiles.
 
@@ -175,10 +173,9 @@ class HighSchoolersConfig(MethodConfig):
         quantile_output: map predictions to uniform quantiles (GetPredictions; off for ensembling).
         eval_batch_size: rows per forward pass for validation/prediction (code: 1024).
         mixed_precision: ``"off"`` (fp32, Keras' default policy), ``"auto"``, ``"bf16"``, ``"fp16"``.
-        compile: ``torch.compile`` mode for the training/validation steps, ``"off"`` or one of
-            :data:`harness.torch_train.COMPILE_MODES` (speed only; weights are the same network's).
-        max_train_seconds: training time budget in s, 0 = none (CPU profiles only).
-        progress: show the progress bar / per-epoch lines.
+
+    Runtime settings (``compile``, ``max_train_seconds``, ``progress``): see
+    :class:`harness.torch_method.TorchConfig`.
     """
 
     seq_len: int = 111
@@ -212,17 +209,15 @@ class HighSchoolersConfig(MethodConfig):
     quantile_output: bool = False
     eval_batch_size: int = 1024
     mixed_precision: str = "off"
-    compile: str = "off"
-    max_train_seconds: float = 0.0
-    progress: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         # TOML arrays arrive as lists: keep the config hashable/comparable
         self.res_layers = tuple(int(v) for v in self.res_layers)
         self.pool_sizes = tuple(int(v) for v in self.pool_sizes)
         self.block_dropouts = tuple(float(v) for v in self.block_dropouts)
         for name in ("seq_len", "conv1_filters", "conv1_kernel", "conv2_filters", "conv2_kernel", "conv3_filters",
-                     "conv3_kernel", "res_kernel", "heads", "ffn", "dense", "batch_size", "eval_batch_size",
+                     "conv3_kernel", "res_kernel", "heads", "ffn", "dense", "batch_size",
                      "swa_period"):
             if getattr(self, name) < 1:
                 raise ValueError(f"highschoolers: {name} must be >= 1, got {getattr(self, name)}")
@@ -710,13 +705,10 @@ class HighSchoolers(TorchMethod):
             steps = 0
         ratio = cfg.finetune_lr / cfg.lr
         train_epochs = cfg.train_epochs
-        train_cfg = TrainConfig(
+        train_cfg = self.train_config(
             batch_size=cfg.batch_size, max_epochs=cfg.train_epochs + cfg.finetune_epochs, patience=None,
-            monitor="valid_r", monitor_mode="max", eval_batch_size=cfg.eval_batch_size,
-            mixed_precision=cfg.mixed_precision, seed=self.seed,
-            compile=cfg.compile, shuffle=True,
-            max_batches_per_epoch=max(steps, 1) if steps else None,
-            max_train_seconds=cfg.max_train_seconds or None, progress=cfg.progress)
+            monitor="valid_r", monitor_mode="max", shuffle=True,
+            max_batches_per_epoch=max(steps, 1) if steps else None)
         return Trainer(
             model if model is not None else self.build_model(), nn.MSELoss(), self._make_optimizer, config=train_cfg,
             scheduler_factory=lambda opt, _steps, _epochs: torch.optim.lr_scheduler.LambdaLR(

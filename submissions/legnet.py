@@ -84,10 +84,9 @@ from torch.nn import functional as F
 from harness.data import encoding
 from harness.data.construct import VECTOR_DOWNSTREAM, VECTOR_UPSTREAM
 from harness.data.table import SeqTable
-from harness.method import MethodConfig
 from harness.registry import register
-from harness.torch_method import TorchMethod
-from harness.torch_train import Trainer, TrainConfig, predict_batches, select_device
+from harness.torch_method import TorchConfig, TorchMethod
+from harness.torch_train import Trainer, predict_batches, select_device
 
 #: the 5' adapter that train.py cuts off each sequence (its ``LEFT_ADAPTER``) = the construct's 5' flank.
 LEFT_ADAPTER = encoding.FLANK_5P
@@ -102,7 +101,7 @@ def _default_blocks() -> list[int]:
 
 
 @dataclasses.dataclass
-class LegNetConfig(MethodConfig):
+class LegNetConfig(TorchConfig):
     """LegNet hyperparameters; the defaults are the submitted model's (paper profile). Never edit
     them: scaled-down settings live in ``configs/legnet.toml`` profiles.
 
@@ -130,14 +129,11 @@ class LegNetConfig(MethodConfig):
         predict_singleton: value of the singleton channel at prediction/validation (notebook: 0).
         keep: ``"last"`` (the team's choice: the final epoch's weights) or ``"best"`` (with a
             ``valid`` table, the epoch with the best validation Pearson r + Spearman rho).
-        eval_batch_size: sequences per forward pass at validation/prediction (each is run on
-            both strands). Engineering only.
         mixed_precision: ``"off"`` = fp32 as the team trained (train.py leaves TF32 matmuls off);
             ``"auto"``/``"bf16"``/``"fp16"`` for faster GPU runs.
-        compile: ``torch.compile`` mode for the training/validation steps, ``"off"`` or one of
-            :data:`harness.torch_train.COMPILE_MODES` (speed only; weights are the same network's).
-        max_train_seconds: training time budget in s, 0 = none (CPU profiles only).
-        progress: show the progress bar / per-epoch lines.
+
+    Runtime settings (``eval_batch_size``, each sequence run on both strands; ``compile``,
+    ``max_train_seconds``, ``progress``): see :class:`harness.torch_method.TorchConfig`.
     """
 
     seq_len: int = 150
@@ -160,18 +156,15 @@ class LegNetConfig(MethodConfig):
     batches_per_epoch: int = 1000
     predict_singleton: float = 0.0
     keep: str = "last"
-    eval_batch_size: int = 1024
     mixed_precision: str = "off"
-    compile: str = "off"
-    max_train_seconds: float = 0.0
-    progress: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.block_sizes = [int(b) for b in self.block_sizes]
         if len(self.block_sizes) < 2 or min(self.block_sizes) < 1:
             raise ValueError(f"legnet: block_sizes needs >= 2 positive widths, got {self.block_sizes}")
         for name in ("seq_len", "kernel_size", "resize_factor", "filter_per_group", "se_reduction", "batch_size",
-                     "max_epochs", "eval_batch_size"):
+                     "max_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"legnet: {name} must be >= 1, got {getattr(self, name)}")
         if self.n_bins < 2:
@@ -592,13 +585,10 @@ class LegNet(TorchMethod):
         ``keep="best"`` monitors validation r + rho. ``model`` defaults to :meth:`build_model`.
         """
         cfg = self.config
-        train_cfg = TrainConfig(
+        train_cfg = self.train_config(
             batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=None,
             monitor="epoch" if cfg.keep == "last" else "r+rho", monitor_mode="max",
-            eval_batch_size=cfg.eval_batch_size, mixed_precision=cfg.mixed_precision, seed=self.seed,
-            compile=cfg.compile,
-            max_batches_per_epoch=cfg.batches_per_epoch or None,
-            max_train_seconds=cfg.max_train_seconds or None, progress=cfg.progress)
+            max_batches_per_epoch=cfg.batches_per_epoch or None)
 
         def optimizer(net: nn.Module) -> torch.optim.Optimizer:
             return torch.optim.AdamW(net.parameters(), lr=cfg.max_lr / cfg.div_factor, weight_decay=cfg.weight_decay)

@@ -12,15 +12,14 @@ import torch
 from torch import nn
 
 from harness.data.table import SeqTable
-from harness.method import MethodConfig
-from harness.torch_method import LEGACY_STATE_FILE, MODEL_FILE, STATE_FILE, TorchMethod, json_safe
+from harness.torch_method import LEGACY_STATE_FILE, MODEL_FILE, STATE_FILE, TorchConfig, TorchMethod, json_safe
 from harness.torch_train import one_hot_codes, predict_batches
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 @dataclasses.dataclass
-class TinyConfig(MethodConfig):
+class TinyConfig(TorchConfig):
     width: int = 6
     kernel: int = 3
 
@@ -164,3 +163,26 @@ def test_json_safe():
     rec = {"a": math.nan, "b": [1.0, -math.inf, (np.float32("nan"), 2)], "c": {"d": np.float64(3.5)}, "e": "x"}
     assert json_safe(rec) == {"a": None, "b": [1.0, None, [None, 2]], "c": {"d": 3.5}, "e": "x"}
     assert json_safe([]) == [] and json_safe(None) is None
+
+
+def test_runtime_settings_reach_the_train_config():
+    method = Tiny(TinyConfig(eval_batch_size=64, mixed_precision="bf16", compile="max-autotune", progress=False),
+                  seed=7)
+    cfg = method.train_config(batch_size=16, max_epochs=3, patience=None)
+    assert (cfg.batch_size, cfg.max_epochs, cfg.patience) == (16, 3, None)
+    assert (cfg.eval_batch_size, cfg.mixed_precision, cfg.compile, cfg.progress, cfg.seed) == (
+        64, "bf16", "max-autotune", False, 7)
+    assert cfg.max_train_seconds is None  # 0 = no budget
+    assert Tiny(TinyConfig(max_train_seconds=30.0)).train_config().max_train_seconds == 30.0
+    assert method.train_config(seed=1, progress=True).seed == 1  # the recipe may override
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("eval_batch_size", 0, "eval_batch_size must be >= 1"),
+    ("mixed_precision", "fp8", "mixed_precision must be"),
+    ("compile", "turbo", "compile must be 'off' or one of"),
+    ("max_train_seconds", -1.0, "max_train_seconds must be >= 0"),
+])
+def test_bad_runtime_settings_are_refused(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TinyConfig(**{field: value})
