@@ -295,6 +295,18 @@ class _KmerMethod(Method):
             parts.append(x if cols is None else x[:, cols])
         return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr", dtype=np.float32)
 
+    def _fit_and_valid(self, x: sp.csr_matrix, y: np.ndarray, valid: SeqTable | None):
+        """``(x_fit, y_fit, x_val, y_val)``: all of ``x``/``y`` to fit and ``valid`` to validate
+        when it is given, otherwise a ``config.valid_fraction`` split of ``x``/``y`` (seeded).
+
+        Raises:
+            ValueError: ``valid`` has no or non-finite targets; too few rows for the split.
+        """
+        if valid is not None:
+            return x, y, self.features(valid), _require_targets(valid, "validation")
+        rows_fit, rows_val = _internal_split(len(y), self.config.valid_fraction, self.seed)
+        return x[rows_fit], y[rows_fit], x[rows_val], y[rows_val]
+
     def n_features(self) -> int:
         """Number of model input columns for this config."""
         cols = self._columns()
@@ -385,11 +397,7 @@ class KmerRidge(_KmerMethod):
             best = grid[0]
             self.model_ = self._pipeline(best).fit(x, y)
         else:
-            if valid is not None:
-                y_fit, x_fit, y_val, x_val = y, x, _require_targets(valid, "validation"), self.features(valid)
-            else:
-                rows_fit, rows_val = _internal_split(len(y), cfg.valid_fraction, self.seed)
-                x_fit, y_fit, x_val, y_val = x[rows_fit], y[rows_fit], x[rows_val], y[rows_val]
+            x_fit, y_fit, x_val, y_val = self._fit_and_valid(x, y, valid)
             models = {}
             for alpha in grid:
                 model = self._pipeline(alpha).fit(x_fit, y_fit)
@@ -538,11 +546,7 @@ class KmerLGBM(_KmerMethod):
         params = self._params()
         x_val = y_val = None
         if cfg.early_stopping_rounds > 0:
-            if valid is not None:
-                x_val, y_val = self.features(valid), _require_targets(valid, "validation")
-            else:
-                rows_fit, rows_val = _internal_split(len(y), cfg.valid_fraction, self.seed)
-                x, y, x_val, y_val = x[rows_fit], y[rows_fit], x[rows_val], y[rows_val]
+            x, y, x_val, y_val = self._fit_and_valid(x, y, valid)
         dtrain = lgb.Dataset(x, y, params=params, free_raw_data=True)
         if x_val is None:
             booster = lgb.train(params, dtrain, num_boost_round=cfg.n_estimators)

@@ -25,6 +25,17 @@ class MethodConfig:
     """Base of every method's config dataclass. Subclasses add their hyperparameters."""
 
 
+def require_targets(name: str, train: SeqTable, valid: SeqTable | None = None) -> None:
+    """Check that the tables a ``fit`` got carry targets.
+
+    Raises:
+        ValueError: ``"<name>.fit: training/validation tables need targets (y)"`` when ``train.y``
+            is None, or ``valid`` is given and ``valid.y`` is None.
+    """
+    if train.y is None or (valid is not None and valid.y is None):
+        raise ValueError(f"{name}.fit: training/validation tables need targets (y)")
+
+
 class Method(abc.ABC):
     """A sequence-to-expression model.
 

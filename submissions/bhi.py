@@ -109,6 +109,7 @@ from torch import nn
 from harness.data import encoding
 from harness.data.construct import VECTOR_DOWNSTREAM, VECTOR_UPSTREAM
 from harness.data.table import SeqTable
+from harness.method import require_targets
 from harness.registry import register
 from harness.torch_method import STATE_FILE, TorchConfig, TorchMethod
 from harness.torch_train import Trainer, one_hot_codes, predict_batches, select_device
@@ -659,8 +660,7 @@ class BHI(TorchMethod):
                 training targets with zero spread (standardisation impossible).
         """
         cfg = self.config
-        if train.y is None or (valid is not None and valid.y is None):
-            raise ValueError("bhi.fit: training/validation tables need targets (y)")
+        require_targets("bhi", train, valid)
         if valid is None and cfg.valid_fraction > 0 and len(train) >= 20:
             tr_idx, va_idx = train_test_split(np.arange(len(train)), test_size=cfg.valid_fraction,
                                               random_state=self.seed, shuffle=True)

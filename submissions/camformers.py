@@ -41,6 +41,7 @@ from torch.nn import functional as F
 
 from harness.data import encoding
 from harness.data.table import SeqTable
+from harness.method import require_targets
 from harness.registry import register
 from harness.torch_method import TorchConfig, TorchMethod
 from harness.torch_train import Trainer, one_hot_codes, predict_batches, select_device
@@ -296,8 +297,7 @@ class Camformers(TorchMethod):
                 filter.
         """
         cfg = self.config
-        if train.y is None or (valid is not None and valid.y is None):
-            raise ValueError("camformers.fit: training/validation tables need targets (y)")
+        require_targets("camformers", train, valid)
         self.filter_stats = {}
         train = self._filter(train)
         if valid is None:

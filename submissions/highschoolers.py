@@ -122,6 +122,7 @@ from torch.nn import functional as F
 
 from harness.data import encoding
 from harness.data.table import SeqTable
+from harness.method import require_targets
 from harness.registry import register
 from harness.torch_method import TorchConfig, TorchMethod
 from harness.torch_train import Trainer, one_hot_codes, pearson_spearman, predict_batches, select_device
@@ -746,8 +747,7 @@ class HighSchoolers(TorchMethod):
             ValueError: missing targets, or too few rows for training / validation after the filter.
         """
         cfg = self.config
-        if train.y is None or (valid is not None and valid.y is None):
-            raise ValueError("highschoolers.fit: training/validation tables need targets (y)")
+        require_targets("highschoolers", train, valid)
         self.filter_stats = {}
         train = self._filter(train)
         if valid is None:

@@ -83,7 +83,7 @@ import numpy as np
 from harness.data import encoding
 from harness.data.table import SeqTable
 from harness.io import read_json, write_json
-from harness.method import Method, MethodConfig
+from harness.method import Method, MethodConfig, require_targets
 from harness.registry import register
 
 #: number of expression classes (§1: 18 equal-width bins, 0..17).
@@ -689,8 +689,7 @@ def prepare_data(train: SeqTable, valid: SeqTable | None, config: KircherLabConf
         ValueError: a table has no targets, or no training / validation row is left.
     """
     cfg = config
-    if train.y is None or (valid is not None and valid.y is None):
-        raise ValueError("kircherlab.fit: training/validation tables need targets (y)")
+    require_targets("kircherlab", train, valid)
     stats: dict[str, Any] = {}
     classes = expression_classes(train.y, cfg.n_classes)
     if valid is None:

@@ -84,6 +84,7 @@ from torch.nn import functional as F
 from harness.data import encoding
 from harness.data.construct import VECTOR_DOWNSTREAM, VECTOR_UPSTREAM
 from harness.data.table import SeqTable
+from harness.method import require_targets
 from harness.registry import register
 from harness.torch_method import TorchConfig, TorchMethod
 from harness.torch_train import Trainer, predict_batches, select_device
@@ -618,8 +619,7 @@ class LegNet(TorchMethod):
                 the plasmid padding (:func:`legnet_codes`).
         """
         cfg = self.config
-        if train.y is None or (valid is not None and valid.y is None):
-            raise ValueError("legnet.fit: training/validation tables need targets (y)")
+        require_targets("legnet", train, valid)
         if len(train) < 2:
             raise ValueError(f"legnet.fit: {len(train)} training rows; need >= 2")
         x, y = training_arrays(train, cfg.seq_len)

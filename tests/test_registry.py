@@ -105,3 +105,21 @@ def test_scaffolded_plugin_works_and_its_test_passes(tmp_path):
         scaffold("my-model", tmp_path)
     with pytest.raises(ValueError, match="lowercase"):
         scaffold("My Model", tmp_path)
+
+
+@pytest.mark.parametrize("name", ["camformers", "bhi", "kircherlab", "highschoolers", "legnet", "kmer-ridge",
+                                  "kmer-lgbm"])
+def test_every_method_refuses_tables_without_targets(name):
+    import numpy as np
+
+    from harness.data.table import SeqTable
+
+    rng = np.random.default_rng(0)
+    with_y = SeqTable(codes=rng.integers(0, 4, (30, 110)).astype(np.uint8), lengths=np.full(30, 110, np.int32),
+                      y=rng.uniform(0, 17, 30).astype(np.float32))
+    without_y = SeqTable(codes=with_y.codes, lengths=with_y.lengths)
+    method = registry.get(name)(device="cpu")
+    with pytest.raises(ValueError, match="targets"):
+        method.fit(without_y)
+    with pytest.raises(ValueError, match="targets"):
+        method.fit(with_y, without_y)
