@@ -295,8 +295,11 @@ class TrainConfig:
     Attributes:
         batch_size: training sequences per optimiser step.
         max_epochs: upper bound on epochs (passes over the training set).
-        patience: stop after this many epochs without improvement of ``monitor``; None or 0
-            disables early stopping. Needs validation data.
+        patience: stop after this many validations without improvement of ``monitor``; None or
+            0 disables early stopping. Needs validation data.
+        validate_every: validate after epochs 1, 1 + k, 1 + 2k, ... for ``k = validate_every``
+            (and always after the last one); the epochs in between have NaN ``valid_*`` values, cannot become the best epoch, and
+            do not count towards ``patience`` or step a plateau scheduler. 1: every epoch.
         monitor: the validation quantity that selects the best epoch: ``"r+rho"`` (valid Pearson r
             + Spearman rho, Camformers write-up §3), or any key of the epoch record (``"valid_loss"``,
             ``"valid_r"``, ``"valid_rho"``, ...).
@@ -328,6 +331,7 @@ class TrainConfig:
     batch_size: int = 256
     max_epochs: int = 100
     patience: int | None = 10
+    validate_every: int = 1
     monitor: str = "r+rho"
     monitor_mode: Literal["max", "min"] | None = None
     min_delta: float = 0.0
@@ -349,6 +353,8 @@ class TrainConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.max_epochs < 1:
             raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
+        if self.validate_every < 1:
+            raise ValueError(f"validate_every must be >= 1, got {self.validate_every}")
         if self.monitor_mode not in (None, "max", "min"):
             raise ValueError(f"monitor_mode must be 'max', 'min' or None, got {self.monitor_mode!r}")
         if self.compile != "off" and self.compile not in COMPILE_MODES:
@@ -520,22 +526,28 @@ class Trainer:
                 lr = float(optimizer.param_groups[0]["lr"])
                 record = {"epoch": epoch}
                 record.update(self._train_epoch(epoch, xt, yt, optimizer, scheduler, scaler, state, progress))
-                if has_valid:
+                last = epoch >= cfg.max_epochs or (cfg.max_train_seconds is not None
+                                                   and state["elapsed"] >= cfg.max_train_seconds)
+                validated = has_valid and ((epoch - 1) % cfg.validate_every == 0 or last)
+                if validated:
                     vloss, vr, vrho = self._evaluate(xv, yv)
                 else:
                     vloss, vr, vrho = math.nan, math.nan, math.nan
                 record.update(valid_loss=vloss, valid_r=vr, valid_rho=vrho)
                 score = self._score(record)
-                improved = self._improved(score, state["best_score"]) or (not has_valid)
-                if improved:
-                    state["best_score"], state["best_epoch"], state["bad_epochs"] = score, epoch, 0
-                    state["best_state"] = _cpu_state(self.model.state_dict()) if has_valid else None
+                if validated or not has_valid:
+                    improved = self._improved(score, state["best_score"]) or (not has_valid)
+                    if improved:
+                        state["best_score"], state["best_epoch"], state["bad_epochs"] = score, epoch, 0
+                        state["best_state"] = _cpu_state(self.model.state_dict()) if has_valid else None
+                    else:
+                        state["bad_epochs"] += 1
                 else:
-                    state["bad_epochs"] += 1
+                    improved = False
                 if scheduler is not None and self.scheduler_interval == "epoch":
                     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                        metric_key = self.scheduler_monitor if has_valid else "train_loss"
-                        scheduler.step(record[metric_key])
+                        if validated or not has_valid:
+                            scheduler.step(record[self.scheduler_monitor if has_valid else "train_loss"])
                     else:
                         scheduler.step()
                 record.update(score=score, improved=bool(improved), best_epoch=state["best_epoch"], lr=lr,

@@ -17,7 +17,8 @@ from submissions.highschoolers import (PAPER_NUM_PARAMETERS, AttentionPool1d, Hi
 
 #: a tiny member of the same architecture family (d_model 24: divisible by 8 heads and by 6).
 TINY = dict(conv1_filters=8, conv2_filters=16, conv3_filters=24, ffn=32, dense=16, batch_size=64,
-            train_epochs=2, finetune_epochs=1, slice_size=0, valid_size=0.2, eval_batch_size=512, progress=False)
+            train_epochs=2, finetune_epochs=1, slice_size=0, valid_size=0.2, eval_batch_size=512, validate_every=1,
+            progress=False)
 
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -166,6 +167,9 @@ def test_config_validation_and_cpu_profile():
                   "swa_period", "prediction_weights", "quantile_output"):
         assert getattr(cpu, field) == getattr(paper, field), field
     assert HighSchoolers(cpu).num_parameters() < 250_000
+    # the team validated after epochs 1, 4, 7, ... (write-up: "every three epochs"); cpu: every epoch
+    assert paper.validate_every == 3 and cpu.validate_every == 1
+    assert HighSchoolers(paper).make_trainer(n_train=10_000).config.validate_every == 3
     assert dataclasses.asdict(paper)["conv1_filters"] == 192
 
 

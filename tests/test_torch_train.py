@@ -281,6 +281,30 @@ def test_batch_and_time_caps():
     assert len(hist) == 1 and hist[0]["n_batches"] == 1 and timed.stop_reason == "time_limit"
 
 
+def test_validate_every_k_epochs():
+    x, y = _data()
+    xv, yv = _data(64, seed=1)
+    trainer = _trainer(max_epochs=8, validate_every=3)
+    hist = trainer.fit(x, y, xv, yv)
+    validated = [h["epoch"] for h in hist if math.isfinite(h["valid_r"])]
+    assert validated == [1, 4, 7, 8]  # 1, 1 + k, ... and the last epoch
+    assert not any(h["improved"] for h in hist if h["epoch"] not in validated)
+    assert trainer.best_epoch in validated
+    best = max((h for h in hist if h["epoch"] in validated), key=lambda h: h["valid_r"] + h["valid_rho"])
+    assert trainer.best_epoch == best["epoch"]
+    # patience counts validations, not epochs: validation r + rho getting worse every time
+    xw, yw = _data(64, seed=1, sign=-1.0)
+    stopped = _trainer(max_epochs=30, validate_every=2, patience=2)
+    hist = stopped.fit(x, y, xw, yw)
+    assert stopped.stop_reason == "early_stopping"
+    checked = [h for h in hist if math.isfinite(h["valid_r"])]
+    assert [h["epoch"] for h in checked] == list(range(1, hist[-1]["epoch"] + 1, 2))
+    last_improved = max(i for i, h in enumerate(checked) if h["improved"])
+    assert len(checked) - 1 - last_improved == 2  # stopped at the 2nd validation without improvement
+    with pytest.raises(ValueError, match="validate_every"):
+        tt.TrainConfig(validate_every=0)
+
+
 def test_transform_hook_and_single_row_last_batch():
     # a transform that doubles the batch (reverse-complement augmentation style) plus a
     # to_prediction that averages the two halves back to (B,)
