@@ -71,8 +71,9 @@ def parser(method: str, doc: str, steps: int = 2, threads_help: str = "torch.set
 
 def config_for(method: str, args: argparse.Namespace) -> MethodConfig:
     """The ``--profile`` config of ``method`` with the ``--batch-size`` / ``--mixed-precision`` /
-    ``--compile`` / ``--channels-last`` overrides and the progress display off. Sets torch's thread count to ``--threads``, else, on
-    the CPU, to the config's ``cpu_threads`` where it has one (what its ``fit`` does)."""
+    ``--compile`` / ``--channels-last`` overrides and the progress display off. Sets torch's
+    thread count to ``--threads``, else, on the CPU, to the config's ``cpu_threads`` where it has
+    one (what its ``fit`` does)."""
     config = load_profile(method, args.profile).config
     threads = args.threads or (getattr(config, "cpu_threads", 0) if args.device == "cpu" else 0)
     if threads:

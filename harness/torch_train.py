@@ -11,8 +11,8 @@ What it gives a plug-in:
   early stopping on a monitored quantity with the best epoch's weights restored, learning-rate
   schedulers stepped per epoch (``ReduceLROnPlateau`` gets a metric) or per batch (cosine,
   OneCycle), mixed precision on CUDA (bf16 where supported, fp16 + loss scaling otherwise),
-  optional ``torch.compile`` and channels-last memory format, seeded determinism on CPU, a resumable checkpoint after every epoch, and a rich progress bar with
-  sequences/s.
+  optional ``torch.compile`` and channels-last memory format, seeded determinism on CPU, a
+  resumable checkpoint after every epoch, and a rich progress bar with sequences/s.
 * :func:`predict_batches` -- batched inference returning ``(N,) float64``.
 * :func:`one_hot_codes` -- device-side one-hot encoding of code tensors.
 
@@ -46,8 +46,8 @@ from scipy import stats
 from .io import atomic_open
 
 __all__ = [
-    "CHECKPOINT_NAME", "COMPILE_MODES", "TrainConfig", "Trainer", "default_to_prediction", "default_transform", "one_hot_codes",
-    "pearson_spearman", "predict_batches", "resolve_precision", "select_device",
+    "CHECKPOINT_NAME", "COMPILE_MODES", "TrainConfig", "Trainer", "default_to_prediction", "default_transform",
+    "one_hot_codes", "pearson_spearman", "predict_batches", "resolve_precision", "select_device",
 ]
 
 #: inputs of a fit: one ``(N, ...)`` array (typically ``(N, L) uint8`` codes) or a tuple of them.
@@ -298,8 +298,9 @@ class TrainConfig:
         patience: stop after this many validations without improvement of ``monitor``; None or
             0 disables early stopping. Needs validation data.
         validate_every: validate after epochs 1, 1 + k, 1 + 2k, ... for ``k = validate_every``
-            (and always after the last one); the epochs in between have NaN ``valid_*`` values, cannot become the best epoch, and
-            do not count towards ``patience`` or step a plateau scheduler. 1: every epoch.
+            (and always after the last one); the epochs in between have NaN ``valid_*`` values,
+            cannot become the best epoch, and do not count towards ``patience`` or step a
+            plateau scheduler. 1: every epoch.
         monitor: the validation quantity that selects the best epoch: ``"r+rho"`` (valid Pearson r
             + Spearman rho, Camformers write-up §3), or any key of the epoch record (``"valid_loss"``,
             ``"valid_r"``, ``"valid_rho"``, ...).
@@ -620,7 +621,8 @@ class Trainer:
         else:
             peak, kind = _peak_rss_bytes(), "peak_rss"
         return {"device": str(self.device), "precision": str(self.amp_dtype or "fp32").replace("torch.", ""),
-                "compile": cfg.compile, "channels_last": cfg.channels_last, "batch_size": cfg.batch_size, "steps": steps, "warmup": warmup, "seconds": total,
+                "compile": cfg.compile, "channels_last": cfg.channels_last, "batch_size": cfg.batch_size,
+                "steps": steps, "warmup": warmup, "seconds": total,
                 "seqs_per_s": steps * cfg.batch_size / total if total > 0 else math.nan,
                 "step_seconds": times, "peak_memory_bytes": peak, "memory_kind": kind}
 

@@ -94,10 +94,11 @@ Keras defaults matched (this is a port, not the team's code)
 Deviations forced by the shared loop / harness (all small)
 ----------------------------------------------------------
 * Validation also runs after the last epoch (the team: epochs 1, 4, 7, ... only); the team's
-  ``>= best - 1e-7`` tie rule becomes the loop's strict improvement. Fine-tuning continues from the last (not the best) stage-1
-  weights, as the team's notebook cells run in order; the lr switch is a ``LambdaLR`` (x0.3 after
-  epoch 750). Epoch slices are the loop's seeded per-epoch permutation truncated to
-  ``slice_size // batch_size`` batches (the team drew them with unseeded ``np.random.choice``).
+  ``>= best - 1e-7`` tie rule becomes the loop's strict improvement. Fine-tuning continues from
+  the last (not the best) stage-1 weights, as the team's notebook cells run in order; the lr
+  switch is a ``LambdaLR`` (x0.3 after epoch 750). Epoch slices are the loop's seeded per-epoch
+  permutation truncated to ``slice_size // batch_size`` batches (the team drew them with unseeded
+  ``np.random.choice``).
 * The team's ``ProfileModel`` wrappers (stochastic reverse-complement training, forward/RC
   averaged ``test_step``) are nested functional models called as layers: Keras never runs a
   nested model's ``train_step``/``test_step``, so the submitted model was trained and evaluated
