@@ -105,11 +105,16 @@ class Profile:
     source: str
 
 
+def config_file(cls: type[Method], config_dir: Path | None = None) -> Path:
+    """``<config_dir>/<name>.toml``, the method's profile file (default dir :data:`CONFIG_DIR`);
+    it need not exist."""
+    return (CONFIG_DIR if config_dir is None else Path(config_dir)) / f"{cls.name}.toml"
+
+
 def profile_names(cls: type[Method], config_dir: Path | None = None) -> list[str]:
     """The named profiles of a method: class attribute ``profiles`` and the tables of
-    ``<config_dir>/<name>.toml`` except :data:`RESERVED_TABLES`, sorted."""
-    path = (CONFIG_DIR if config_dir is None else Path(config_dir)) / f"{cls.name}.toml"
-    return sorted((set(cls.profiles) | set(read_tables(path))) - RESERVED_TABLES)
+    :func:`config_file` except :data:`RESERVED_TABLES`, sorted."""
+    return sorted((set(cls.profiles) | set(read_tables(config_file(cls, config_dir)))) - RESERVED_TABLES)
 
 
 def load_profile(method: str | type[Method], profile: str = "default", config_dir: Path | None = None) -> Profile:
@@ -127,16 +132,14 @@ def load_profile(method: str | type[Method], profile: str = "default", config_di
             (:data:`RESERVED_TABLES`).
     """
     cls = get(method) if isinstance(method, str) else method
-    config_dir = CONFIG_DIR if config_dir is None else Path(config_dir)
+    path = config_file(cls, config_dir)
     if profile in RESERVED_TABLES:
-        raise ValueError(f"{profile!r} is not a profile: table [{profile}] of {config_dir / f'{cls.name}.toml'} "
-                         "is reserved for `harness tune`")
+        raise ValueError(f"{profile!r} is not a profile: table [{profile}] of {path} is reserved for `harness tune`")
     values: dict[str, Any] = {}
     sources = []
     if profile in cls.profiles:
         values.update(cls.profiles[profile])
         sources.append(f"{cls.__module__}.profiles")
-    path = config_dir / f"{cls.name}.toml"
     tables = read_tables(path)
     if profile in tables:
         values.update(tables[profile])
@@ -172,10 +175,9 @@ def load_search_space(method: str | type[Method], config_dir: Path | None = None
     from .tune import parse_search_space
 
     cls = get(method) if isinstance(method, str) else method
-    config_dir = CONFIG_DIR if config_dir is None else Path(config_dir)
     where = f"{cls.__module__}.{cls.__name__}.search_space"
     entries: dict[str, tuple[Any, str]] = {name: (spec, where) for name, spec in cls.search_space.items()}
-    path = config_dir / f"{cls.name}.toml"
+    path = config_file(cls, config_dir)
     table = read_tables(path).get("search_space", {})
     if not isinstance(table, dict):
         raise ValueError(f"{path}: search_space must be a table ([search_space]), got {type(table).__name__}")

@@ -152,8 +152,7 @@ def run(spec: RunSpec, console: Console | None = None) -> dict[str, MethodResult
     else:
         data_dir = Path(spec.data_dir)
     train_path = Path(spec.train) if spec.train else data_dir / TRAIN_FILE
-    if not train_path.is_file():
-        raise DataError(f"{train_path}: no training file (pass --train FILE)")
+    train = load_train_file(train_path, spec.skip_bad_rows, console)  # bad input stops the run before any write
     test = load_test_set(data_dir, spec.snv_pairs)
     simulated = test.simulated  # the default data, or --data pointing at a simulated directory
     if simulated:
@@ -162,21 +161,17 @@ def run(spec: RunSpec, console: Console | None = None) -> dict[str, MethodResult
                             "for the real DREAM 2022 files.", title="simulated data", style="yellow"))
     out = Path(spec.out) if spec.out else default_out(spec, data_dir, simulated)
     out.mkdir(parents=True, exist_ok=True)
-
-    bad = BadRows()
-    train = load_training(train_path, skip_bad_rows=spec.skip_bad_rows, bad=bad)
-    if bad.total:
-        console.print(f"[yellow]skipped {bad.total} bad rows of {train_path}: {dict(bad.counts)}")
     assignment = load_or_create(out, train, spec.split)
+    train_fingerprint = read_json(out / "split.json")["train_fingerprint"]
     _write_run_json(out, spec, data_dir, train_path, train, test, simulated)
     console.print(f"run directory [bold]{out}[/]: {len(train):,} training rows ({train_path}), "
                   f"{len(test):,} test sequences, {spec.split.kind} split × {spec.split.n_folds}, SNV pairs: {test.snv_source}")
 
+    out, train_path, data_dir = out.resolve(), train_path.resolve(), data_dir.resolve()  # jobs may run elsewhere
     jobs: list[FoldJob] = []
     for name, cls in classes.items():
-        jobs += _method_jobs(name, cls, spec, out.resolve(), train_path.resolve(), data_dir.resolve(), console)
-    with _tables_known(train_path.resolve(), spec.skip_bad_rows, train, read_json(out / "split.json")["train_fingerprint"],
-                       data_dir.resolve(), test):
+        jobs += _method_jobs(name, cls, spec, out, train_path, data_dir, train_fingerprint, console)
+    with _tables_known(train_path, spec.skip_bad_rows, train, train_fingerprint, data_dir, test):
         _run_jobs(jobs, spec, console)
     results = {name: _aggregate(name, out, train, test, assignment, spec.split.n_folds) for name in classes}
 
@@ -192,8 +187,26 @@ def run(spec: RunSpec, console: Console | None = None) -> dict[str, MethodResult
     return results
 
 
+def load_train_file(path: Path, skip_bad_rows: bool, console: Console) -> SeqTable:
+    """The training table of ``path`` (``sequence<TAB>expression`` lines) through the cache
+    (:func:`harness.data.cache.load_training`); rows dropped under ``skip_bad_rows`` are counted
+    on ``console``. Shared by ``harness run`` and ``harness tune``.
+
+    Raises:
+        DataError: ``path`` is not a file (``"<path>: no training file (pass --train FILE)"``), or,
+            without ``skip_bad_rows``, a bad row (file, line and problem named).
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: no training file (pass --train FILE)")
+    bad = BadRows()
+    train = load_training(path, skip_bad_rows=skip_bad_rows, bad=bad)
+    if bad.total:
+        console.print(f"[yellow]skipped {bad.total} bad rows of {path}: {dict(bad.counts)}")
+    return train
+
+
 def _method_jobs(name: str, cls: type[Method], spec: RunSpec, out: Path, train_path: Path, data_dir: Path,
-                 console: Console) -> list[FoldJob]:
+                 train_fingerprint: str, console: Console) -> list[FoldJob]:
     """Check or write the method's ``config.json``; the jobs of its folds that are not done yet."""
     method_dir = out / "methods" / name
     profile = registry.load_profile(cls, spec.profile, spec.config_dir)
@@ -208,7 +221,6 @@ def _method_jobs(name: str, cls: type[Method], spec: RunSpec, out: Path, train_p
         write_json(config_path, {"method": name, "profile": spec.profile, "source": profile.source, "config": config})
 
     n_folds = spec.split.n_folds
-    train_fingerprint = read_json(out / "split.json")["train_fingerprint"]
     jobs = []
     for k in range(n_folds):
         if (method_dir / f"fold{k}" / "done.json").is_file():

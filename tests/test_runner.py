@@ -109,3 +109,19 @@ def test_unknown_method_fails_before_any_work(real_data, small_train, tmp_path):
     with pytest.raises(KeyError, match="unknown method 'nope'"):
         run(RunSpec(["nope"], real_data, small_train, out=tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_missing_or_bad_training_file_fails_before_any_write(real_data, tmp_path):
+    from harness.data import DataError
+    from harness.tune import TuneSpec, tune
+
+    missing = tmp_path / "missing.txt"
+    with pytest.raises(DataError, match="missing.txt: no training file"):
+        run(RunSpec(["test-gc-ridge"], real_data, missing, out=tmp_path / "run"))
+    with pytest.raises(DataError, match="missing.txt: no training file"):
+        tune(TuneSpec("kmer-ridge", trials=1, train=missing, storage="memory", out=tmp_path / "t.toml"))
+    bad = tmp_path / "bad.txt"
+    bad.write_text("ACGT\t1.0\nACGX\t2.0\n")
+    with pytest.raises(DataError, match=r"bad.txt:2: sequence has .X."):
+        run(RunSpec(["test-gc-ridge"], real_data, bad, out=tmp_path / "run"))
+    assert not (tmp_path / "run").exists() and not (tmp_path / "t.toml").exists()
