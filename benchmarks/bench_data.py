@@ -10,7 +10,7 @@ once, into ``--dir``; then measures, each in a fresh child process,
 * ``cached``: the same call again (memory-mapped load of the cache);
 
 reporting wall time, CPU time (user + system of the load call: less sensitive to other jobs on a
-shared machine than wall time) and the child's peak resident memory (``ru_maxrss``, imports
+shared machine than wall time) and the child's peak resident memory (``VmHWM``, imports
 included), with the 1-minute load average before and after.
 
 Usage::
@@ -91,6 +91,22 @@ def generate(path: Path, rows: int, seed: int = 0) -> None:
     os.replace(tmp, path)
 
 
+def _peak_rss_bytes() -> int:
+    """Peak resident memory of this program in bytes: ``VmHWM`` of ``/proc/self/status`` (the
+    high-water mark of this address space) where Linux has it, else ``ru_maxrss``. Not ``ru_maxrss``
+    on Linux: it keeps the peak of the address space the process had before ``execve`` (under
+    ``vfork``/``posix_spawn`` that is the parent's), so a child spawned after the parent generated
+    the 800 MB file reported the parent's 2 GB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # macOS: bytes, Linux: KiB
+
+
 def _child(mode: str, file: Path, cache: Path) -> None:
     """Run one measurement in this (fresh) process and print a JSON line."""
     from harness.data.cache import load_training
@@ -99,7 +115,7 @@ def _child(mode: str, file: Path, cache: Path) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     table = read_table(file) if mode == "read_table" else load_training(file, cache_dir=cache)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    peak = _peak_rss_bytes()
     # then read every page of the codes once (what a full epoch does to a memory-mapped cache)
     t1 = time.perf_counter()
     checksum = int(np.asarray(table.lengths).sum()) + int(np.asarray(table.codes[:, 0]).sum())
