@@ -7,15 +7,21 @@ once, into ``--dir``; then measures, each in a fresh child process,
 
 * ``read_table``: the reader alone (no cache), when ``--read-table`` is given;
 * ``first``: :func:`harness.data.cache.load_training` with an empty cache (parse, encode, write);
-* ``cached``: the same call again (memory-mapped load of the cache);
+* ``cached``: the same call again (the source digest, full verification of the cached arrays,
+  then a memory-mapped load);
+* ``digest``: :func:`harness.integrity.file_digest` of the source file alone (XXH3-128, what
+  every ``load_training`` call pays to key the cache on the file's content);
 
-reporting wall time, CPU time (user + system of the load call: less sensitive to other jobs on a
+with ``--baseline DIR`` (a directory holding an older ``harness`` package, e.g. made with
+``git archive <commit> harness | tar -x -C DIR``), every measurement is also run with that
+package first (rows ``before:...``), so before/after ratios come from the same run; reporting wall time, CPU time (user + system of the load call: less sensitive to other jobs on a
 shared machine than wall time) and the child's peak resident memory (``VmHWM``, imports
 included), with the 1-minute load average before and after.
 
 Usage::
 
     python benchmarks/bench_data.py --dir /tmp/harness-bench [--rows 6739258] [--repeat 1] [--json out.json]
+        [--read-table] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -112,6 +118,15 @@ def _child(mode: str, file: Path, cache: Path) -> None:
     from harness.data.cache import load_training
     from harness.data.readers import read_table
 
+    if mode == "digest":
+        from harness.integrity import file_digest
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        file_digest(file)
+        print(json.dumps({"mode": mode, "rows": 0, "width": 0, "wall_s": time.perf_counter() - t0,
+                          "cpu_s": time.process_time() - c0, "touch_s": 0.0, "peak_rss_bytes": _peak_rss_bytes(),
+                          "checksum": 0, "codes_type": ""}))
+        return
     t0, c0 = time.perf_counter(), time.process_time()
     table = read_table(file) if mode == "read_table" else load_training(file, cache_dir=cache)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -120,18 +135,26 @@ def _child(mode: str, file: Path, cache: Path) -> None:
     t1 = time.perf_counter()
     checksum = int(np.asarray(table.lengths).sum()) + int(np.asarray(table.codes[:, 0]).sum())
     touch = time.perf_counter() - t1
+    import harness
+
     print(json.dumps({"mode": mode, "rows": len(table), "width": int(table.codes.shape[1]), "wall_s": wall, "cpu_s": cpu,
                       "touch_s": touch, "peak_rss_bytes": peak, "checksum": checksum,
-                      "codes_type": type(table.codes).__name__}))
+                      "codes_type": type(table.codes).__name__, "harness": Path(harness.__file__).parent.parent.name}))
 
 
-def _run_child(mode: str, file: Path, cache: Path) -> dict:
+def _run_child(mode: str, file: Path, cache: Path, baseline: Path | None = None) -> dict:
+    """One measurement in a fresh process; ``baseline``: import ``harness`` from that directory."""
     load_before = os.getloadavg()[0]
+    env = dict(os.environ)
+    if baseline is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(baseline.resolve()), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     out = subprocess.run(
         [sys.executable, __file__, "--_child", mode, "--file", str(file), "--cache", str(cache)],
-        check=True, capture_output=True, text=True,
+        check=True, capture_output=True, text=True, env=env,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
+    if baseline is not None:
+        result["mode"] = f"before:{mode}"
     result["load_before"] = load_before
     result["load_after"] = os.getloadavg()[0]
     return result
@@ -144,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="measure first and cached load this many times")
     parser.add_argument("--read-table", action="store_true", help="also time read_table alone")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="directory with an older harness package: measure it too, first, in the same run")
     parser.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cache", type=Path, default=None, help=argparse.SUPPRESS)
@@ -159,18 +184,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generated {file} ({file.stat().st_size:,} bytes) in {time.perf_counter() - t0:.1f} s", flush=True)
     cache = args.dir / "cache"
     results = []
+    versions = [(args.baseline, args.dir / "cache-baseline")] if args.baseline else []
+    versions.append((None, cache))
     if args.read_table:
-        results.append(_run_child("read_table", file, cache))
+        for base, _ in versions:
+            results.append(_run_child("read_table", file, cache, base))
     for _ in range(args.repeat):
-        shutil.rmtree(cache, ignore_errors=True)
-        results.append(_run_child("first", file, cache))
-        results.append(_run_child("cached", file, cache))
+        for base, where in versions:
+            shutil.rmtree(where, ignore_errors=True)
+            results.append(_run_child("first", file, where, base))
+            results.append(_run_child("cached", file, where, base))
+    results.append(_run_child("digest", file, cache))
+    for where in {where for _, where in versions}:
+        shutil.rmtree(where, ignore_errors=True)
 
     print(f"\n{file}: {file.stat().st_size:,} bytes, {args.rows:,} rows; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs; {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
-    print(f"{'load':<12}{'rows':>11}{'width':>7}{'wall s':>9}{'CPU s':>8}{'peak RSS GB':>13}{'read all s':>12}{'load avg before/after':>24}")
+    print(f"{'load':<19}{'rows':>11}{'width':>7}{'wall s':>9}{'CPU s':>8}{'peak RSS GB':>13}{'read all s':>12}{'load avg before/after':>24}")
     for r in results:
-        print(f"{r['mode']:<12}{r['rows']:>11,}{r['width']:>7}{r['wall_s']:>9.2f}{r['cpu_s']:>8.2f}{r['peak_rss_bytes'] / 1e9:>13.2f}{r['touch_s']:>12.2f}"
+        print(f"{r['mode']:<19}{r['rows']:>11,}{r['width']:>7}{r['wall_s']:>9.2f}{r['cpu_s']:>8.2f}{r['peak_rss_bytes'] / 1e9:>13.2f}{r['touch_s']:>12.2f}"
               f"{r['load_before']:>15.2f} / {r['load_after']:.2f}")
     if args.json:
         args.json.write_text(json.dumps({"file": str(file), "bytes": file.stat().st_size, "rows": args.rows,

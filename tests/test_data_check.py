@@ -170,3 +170,35 @@ def test_cli_snv_pairs_option(real_data):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["subsets"]["SNVs"]["size"] == 44795 and summary["train"] is None
+
+
+def test_untrainable_training_file_is_refused(simulated_dir, tmp_path):
+    good = "TGCATTTTTTTCACATCAAACCGGTTACGGCTGTT"
+    path = tmp_path / "constant.txt"
+    path.write_text(f"{good}\t4\n{good}\t4\n")
+    with pytest.raises(DataError, match=rf"^{path}: every training row \(2\) has expression 4; a constant target"):
+        check_data_dir(simulated_dir, train=path)
+    result = CliRunner().invoke(data_group, ["check", "--data", str(simulated_dir), "--train", str(path)])
+    assert result.exit_code == 2 and "a constant target cannot be fitted" in result.output
+
+
+def test_outliers_are_a_note_of_the_summary(simulated_dir, tmp_path):
+    good = "TGCATTTTTTTCACATCAAACCGGTTACGGCTGTT"
+    path = tmp_path / "outlier.txt"
+    path.write_text("".join(f"{good}\t{i % 18}\n" for i in range(40)) + f"{good}\t1.2e19\n")
+    s = check_data_dir(simulated_dir, train=path)
+    assert s["train"]["outliers"]["count"] == 1
+    assert any(f"{path}:41: 1.2e+19" in note for note in s["notes"])
+    assert s["train"]["rows"] == 41
+
+
+def test_cli_max_length(simulated_dir, tmp_path):
+    good = "TGCATTTTTTTCACATCAAACCGGTTACGGCTGTT"
+    path = tmp_path / "long.txt"
+    path.write_text(f"{good}\t3\n{'ACGT' * 500}\t4\n{good}\t5\n")
+    base = ["check", "--data", str(simulated_dir), "--train", str(path)]
+    result = CliRunner().invoke(data_group, base)
+    assert result.exit_code == 2 and f"{path}:2: sequence of 2,000 nt exceeds the limit of 1,000 nt" in result.output
+    result = CliRunner().invoke(data_group, [*base, "--max-length", "2000", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["train"]["lengths"]["2000"] == 1

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import lzma
+import warnings
 
 import numpy as np
 import pytest
 
-from harness.data import BadRows, DataError, read_public_ids, read_subset_ids, read_table
+from harness.data import BadRows, DataError, read_public_ids, read_subset_ids, read_table, readers
+from harness.data.readers import MAX_LENGTH, DataWarning, outliers
 
 GOOD = "TGCATTTTTTTCACATCAAACCCGGGTT"
 
@@ -38,6 +42,9 @@ def test_read_table_good_rows(tmp_path):
         (f"{GOOD}\t3\textra", r"expected 2 tab-separated columns .* found 3"),
         ("", r"empty line"),
         ("\t4", r"empty sequence"),
+        (f"{GOOD}\t1e39", r"expression '1e39' overflows float32 \(\|value\| > 3.4e38\)"),
+        (f"{GOOD}\t-3.5e38", r"expression '-3.5e38' overflows float32"),
+        ("A" * 1001 + "\t4", r"sequence of 1,001 nt exceeds the limit of 1,000 nt \(max_length\)"),
     ],
 )
 def test_read_table_bad_row_names_file_line_problem(tmp_path, row, problem):
@@ -142,3 +149,124 @@ def test_read_public_ids_errors(tmp_path):
         read_public_ids(_write(tmp_path, '{"a": 1}', "keys.json"))
     with pytest.raises(DataError, match="no such file"):
         read_public_ids(tmp_path / "absent.json")
+
+
+def _both_readers(path, **kw):
+    """read_table through the byte-level reader and through the string reader (must agree)."""
+    out = []
+    for fast in (True, False):
+        old = readers._FAST
+        readers._FAST = fast
+        try:
+            out.append(read_table(path, **kw))
+        finally:
+            readers._FAST = old
+    return out
+
+
+def test_float32_overflow_is_a_skippable_bad_row(tmp_path):
+    # regression: 1e39 used to pass the reader and become inf in y, failing later without a line
+    path = _write(tmp_path, f"{GOOD}\t1\n{GOOD}\t1e39\n{GOOD}\t2.5\n{GOOD}\t-1E+40\n{GOOD}\t3.4e38\n")
+    for reader in (True, False):
+        old = readers._FAST
+        readers._FAST = reader
+        try:
+            with pytest.raises(DataError, match=rf"{path}:2: expression '1e39' overflows float32") as info:
+                read_table(path)
+            assert f"{path}:4: expression '-1E+40' overflows float32" in str(info.value)
+        finally:
+            readers._FAST = old
+    with pytest.warns(DataWarning, match=rf"{path}:5: 3.4e\+38"):  # kept, but far outside the range
+        tables = _both_readers(path, skip_bad_rows=True)
+    for table in tables:
+        assert np.isfinite(table.y).all()
+        assert table.y.tolist()[:2] == [1.0, 2.5] and table.meta["line"].tolist() == [1, 3, 5]
+        assert dict(table.meta["bad_rows"].counts) == {"expression out of range": 2}
+
+
+def test_sequence_over_max_length_is_a_bad_row_and_does_not_widen_codes(tmp_path):
+    long_row = "ACGT" * 25_000  # one 100 kb line
+    path = _write(tmp_path, f"{GOOD}\t1\n{long_row}\t2\n{GOOD[:10]}\t3\n")
+    with pytest.raises(DataError, match=rf"{path}:2: sequence of 100,000 nt exceeds the limit of {MAX_LENGTH:,} nt"):
+        read_table(path)
+    for table in _both_readers(path, skip_bad_rows=True):
+        assert table.codes.shape == (2, len(GOOD))  # the matrix is as wide as the kept rows only
+        assert table.meta["line"].tolist() == [1, 3]
+        assert dict(table.meta["bad_rows"].counts) == {"sequence too long": 1}
+    for table in _both_readers(path, max_length=100_000):  # the limit is overridable
+        assert table.lengths.tolist() == [len(GOOD), 100_000, 10]
+    with pytest.raises(DataError, match=rf"{path}:1: sequence of {len(GOOD)} nt exceeds the limit of 20 nt"):
+        read_table(path, max_length=20)
+    with pytest.raises(ValueError, match="max_length"):
+        read_table(path, max_length=0)
+
+
+def test_gzip_file_is_detected_by_magic_bytes(tmp_path):
+    text = "".join(f"{GOOD[: 20 + i % 9]}\t{i % 18}.25\n" for i in range(3000))
+    plain = _write(tmp_path, text, "plain.txt")
+    packed = tmp_path / "train.txt"  # no .gz suffix: detection is by content
+    packed.write_bytes(gzip.compress(text.encode(), mtime=0))
+    assert b"\r" not in packed.read_bytes()  # regression: without a 0x0D byte this used to fail as bad rows
+    reference = read_table(plain)
+    for table in _both_readers(packed):
+        np.testing.assert_array_equal(table.codes, reference.codes)
+        assert table.y.tobytes() == reference.y.tobytes() and table.source == str(packed)
+    # bad rows in compressed data are named by the compressed file's path and line
+    bad = tmp_path / "bad.txt.gz"
+    bad.write_bytes(gzip.compress(f"{GOOD}\t1\n{GOOD}\tx\n".encode()))
+    with pytest.raises(DataError, match=rf"{bad}:2: expression 'x' is not a number"):
+        read_table(bad)
+
+
+def test_plain_file_named_gz_is_read_as_plain(tmp_path):
+    # regression: pandas guessed gzip from the name of a plain CRLF file and failed with a traceback
+    path = tmp_path / "train.txt.gz"
+    path.write_bytes(f"{GOOD}\t1\r\n{GOOD}\t2\r\n".encode())
+    assert read_table(path).y.tolist() == [1.0, 2.0]
+
+
+def test_broken_gzip_and_other_compressions_are_refused(tmp_path):
+    data = gzip.compress(f"{GOOD}\t1\n".encode() * 500)
+    truncated = tmp_path / "cut.txt"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=rf"{truncated}: gzip data cannot be decompressed"):
+        read_table(truncated)
+    empty = tmp_path / "empty.gz"
+    empty.write_bytes(gzip.compress(b""))
+    with pytest.raises(DataError, match=rf"{empty}: the file is empty \(after gzip decompression\)"):
+        read_table(empty)
+    xz = tmp_path / "train.xz"
+    xz.write_bytes(lzma.compress(f"{GOOD}\t1\n".encode()))
+    with pytest.raises(DataError, match=rf"{xz}: xz-compressed data; decompress it first"):
+        read_table(xz)
+
+
+def test_outliers_warn_once_with_count_and_lines(tmp_path):
+    rows = [f"{GOOD}\t{i % 18}" for i in range(40)]
+    rows[6] = f"{GOOD}\t1.2e19"  # the value that silently ruined a model
+    rows[20] = f"{GOOD}\t400"  # inside +-1e3 but 20+ IQRs from the median of 0-17 bins
+    path = _write(tmp_path, "\n".join(rows) + "\n")
+    with pytest.warns(DataWarning) as caught:
+        table = read_table(path)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert message.startswith("2 expression value(s) far outside the column's range")
+    assert f"{path}:7: 1.2e+19" in message and f"{path}:21: 400" in message
+    assert table.meta["outliers"]["count"] == 2
+    # small-range data on another scale: no warning
+    small = _write(tmp_path, "".join(f"{GOOD}\t{(i % 7) / 5 - 0.6:.3f}\n" for i in range(30)), "maude.txt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        assert read_table(small).meta["outliers"]["count"] == 0
+    # a tiny file: the absolute bound still catches the value
+    info = outliers(np.array([1.0, 2.0, 1.2e19], dtype=np.float32), np.array([1, 2, 3]), "t.txt")
+    assert info["count"] == 1 and info["examples"] == ["t.txt:3: 1.2e+19"]
+
+
+def test_real_files_have_no_outliers(real_data):
+    native = real_data.parent / "deboer2020" / "pTpA_native_glu.txt"
+    test_file = real_data / "filtered_test_data_with_MAUDE_expression.txt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        for path in (real_data / "dev_train.txt", native, test_file):
+            assert read_table(path).meta["outliers"]["count"] == 0, path

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from .readers import BadRows, DataError, read_table
+from .cache import check_training_table
+from .readers import MAX_LENGTH, OUTLIER_ABS, OUTLIER_IQRS, BadRows, DataError, DataWarning, read_table
 from .simulate import MARKER, default_data_dir, is_simulated
 from .testset import TRAIN_FILE
 from .testset import CATEGORIES, PUBLIC_DIR, SUBSET_DIR, TEST_FILE, load_test_set, resolve_data_dir
@@ -44,6 +46,7 @@ def check_data_dir(
     train: str | os.PathLike | None = None,
     skip_bad_rows: bool = False,
     snv_pairs: str | os.PathLike | None = None,
+    max_length: int = MAX_LENGTH,
 ) -> dict[str, Any]:
     """Validate a data directory and return a JSON-ready summary.
 
@@ -53,6 +56,7 @@ def check_data_dir(
             ``data_dir`` when present, else no training file is checked.
         skip_bad_rows: drop bad training rows and count them by problem instead of failing.
         snv_pairs: SNV pair CSV (``alt_pos``/``ref_pos``) used when the official SNV file is absent.
+        max_length: longest training sequence accepted, in nt (longer: a bad row).
 
     Returns:
         A dict with keys
@@ -60,8 +64,10 @@ def check_data_dir(
         * ``data_dir`` (str), ``simulated`` (bool: ``SIMULATED.json`` present);
         * ``test``: ``path``, ``rows`` (int), ``lengths`` ({length in nt: count}), ``expression``
           ({``min``, ``max``, ``mean``}, MAUDE scale);
-        * ``train``: None, or ``path``, ``rows``, ``lengths``, ``expression`` (bins) and
-          ``bad_rows`` ({``total``, ``by_problem``: {problem: count}, ``examples``: [str]});
+        * ``train``: None, or ``path``, ``rows``, ``lengths``, ``expression`` (bins),
+          ``bad_rows`` ({``total``, ``by_problem``: {problem: count}, ``examples``: [str]}) and
+          ``outliers`` ({``count``, ``median``, ``reach``, ``examples``}: see
+          :func:`harness.data.readers.outliers`);
         * ``subsets``: {category: {``file``, ``present``, ``size``}} (``size``: ids or pairs,
           None when absent; for SNVs the pairs in use, whatever their source);
         * ``public``: {category or extra file: {``file``, ``present``, ``size``}};
@@ -70,7 +76,9 @@ def check_data_dir(
 
     Raises:
         DataError: the directory or the test file is missing, or any file is malformed (message:
-            ``file:line: problem``); bad training rows unless ``skip_bad_rows``.
+            ``file:line: problem``); bad training rows unless ``skip_bad_rows``; a training
+            file that cannot be trained on (:func:`harness.data.cache.check_training_table`:
+            fewer than 2 rows, a constant target).
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -98,18 +106,26 @@ def check_data_dir(
         notes.append(f"no training file ({TRAIN_FILE} absent; pass --train FILE)")
     else:
         bad = BadRows()
-        table = read_table(train_path, skip_bad_rows=skip_bad_rows, bad=bad)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)  # outliers are reported in the summary's notes
+            table = read_table(train_path, skip_bad_rows=skip_bad_rows, bad=bad, max_length=max_length)
+        check_training_table(table, train_path)
         summary["train"] = {
             "path": str(train_path),
             "rows": len(table),
             "lengths": _length_histogram(table.lengths),
             "expression": _stats(table.y),
             "bad_rows": {"total": bad.total, "by_problem": dict(sorted(bad.counts.items())), "examples": list(bad.examples)},
+            "outliers": table.meta["outliers"],
         }
         if bad.total:
             notes.append(f"{bad.total} bad training rows dropped")
         if table.y.min() < 0 or table.y.max() > 17:
             notes.append("training expression outside the 0..17 sort-bin range")
+        far = table.meta["outliers"]
+        if far["count"]:
+            notes.append(f"{far['count']} training expression value(s) beyond +-{OUTLIER_ABS:g} or more than "
+                         f"{OUTLIER_IQRS:g} IQRs from the median {far['median']:.4g}, first: {'; '.join(far['examples'])}")
 
     missing: list[str] = []
     subsets: dict[str, dict[str, Any]] = {}
@@ -227,13 +243,17 @@ def data_group() -> None:
 @click.option("--snv-pairs", type=click.Path(path_type=Path), default=None,
               help="SNV pair CSV (alt_pos, ref_pos) used when the official all_SNVs_seqs.csv is absent.")
 @click.option("--skip-bad-rows", is_flag=True, help="Drop bad training rows and count them instead of failing.")
+@click.option("--max-length", type=click.IntRange(min=1), default=MAX_LENGTH, show_default=True,
+              help="Longest training sequence accepted, in nt; a longer one is a bad row.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def check_command(data_dir: Path | None, train: Path | None, snv_pairs: Path | None, skip_bad_rows: bool, as_json: bool) -> None:
+def check_command(data_dir: Path | None, train: Path | None, snv_pairs: Path | None, skip_bad_rows: bool,
+                  max_length: int, as_json: bool) -> None:
     """Validate a data directory (and a training file) and summarise it; exit code 2 on bad data."""
     if data_dir is None:
         data_dir = resolve_data_dir(None) or default_data_dir()
     try:
-        summary = check_data_dir(data_dir, train=train, skip_bad_rows=skip_bad_rows, snv_pairs=snv_pairs)
+        summary = check_data_dir(data_dir, train=train, skip_bad_rows=skip_bad_rows, snv_pairs=snv_pairs,
+                                 max_length=max_length)
     except DataError as exc:
         raise DataCheckError(str(exc)) from exc
     if as_json:

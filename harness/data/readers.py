@@ -2,7 +2,8 @@
 
 Formats (challenge data release, Zenodo records 10633252 and 7395397):
 
-* training file and test file: ``sequence<TAB>expression``, no header, one row per line;
+* training file and test file: ``sequence<TAB>expression``, no header, one row per line; plain
+  or gzip-compressed (recognised by its magic bytes, whatever the name);
 * ``test_subset_ids/*.csv``: pandas CSVs with a ``pos`` column (single categories) or
   ``alt_pos``/``ref_pos`` columns (pair categories), positions being 0-based test row indices;
 * ``public_leaderboard_ids/*.json``: ``{"index": truth}`` or, for pair categories,
@@ -13,13 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gzip
 import json
 import mmap
+import shutil
+import tempfile
 import warnings
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -31,6 +36,10 @@ from .table import SeqTable
 
 class DataError(ValueError):
     """Bad input data. The message names the file, the line and the problem."""
+
+
+class DataWarning(UserWarning):
+    """Suspicious but readable input data (e.g. expression values far outside the column's range)."""
 
 
 @dataclass
@@ -63,37 +72,71 @@ _DIGIT = np.full(256, 11, dtype=np.uint8)
 _DIGIT[ord("0"):ord("9") + 1] = np.arange(10)
 _DIGIT[ord(".")] = 10
 
+#: Longest sequence (nt) a row may have by default. DREAM 2022 training rows are 87-135 nt
+#: (110-nt construct incl. flanks) and every code matrix is as wide as its longest row, so one
+#: stray 100 kb line would cost 100 kB per row (at 6.7M rows: ~670 GB). Longer rows are bad rows
+#: (``sequence too long``); pass ``max_length`` to allow longer sequences.
+MAX_LENGTH = 1000
+#: Expression values this far from the column's median, in interquartile ranges (IQR, floor 1),
+#: or beyond +-:data:`OUTLIER_ABS`, are reported by a :class:`DataWarning` (see :func:`outliers`).
+OUTLIER_IQRS = 20.0
+OUTLIER_ABS = 1e3
+_GZIP_MAGIC = b"\x1f\x8b"
+#: other compressed formats that are refused with a clear message (magic bytes -> name)
+_OTHER_MAGIC = {b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd", b"PK\x03\x04": "zip"}
 
-def read_table(path: str | Path, skip_bad_rows: bool = False, bad: BadRows | None = None) -> SeqTable:
-    """Read a ``sequence<TAB>expression`` file (training or test format).
+
+def read_table(
+    path: str | Path,
+    skip_bad_rows: bool = False,
+    bad: BadRows | None = None,
+    max_length: int = MAX_LENGTH,
+) -> SeqTable:
+    """Read a ``sequence<TAB>expression`` file (training or test format), plain or gzip-compressed.
 
     Plain files (``\\n`` line ends, no byte-order mark) are parsed from their raw bytes with
     vectorised NumPy (the official 6.7M-row training file in seconds); anything else, and every
     bad row, goes through the string reader, so results and messages are the same either way.
+    A gzip file is recognised by its magic bytes (``1f 8b``), not its name, and stream-decompressed
+    into a temporary file (``$TMPDIR``; removed after reading) that is then read like a plain one;
+    xz, zstd and zip files are refused with a message.
 
     Args:
         path: the file.
         skip_bad_rows: drop bad rows and count them in ``bad`` instead of raising.
         bad: collects dropped rows (created if None; also stored in ``table.meta["bad_rows"]``).
+        max_length: longest sequence accepted, in nt (default :data:`MAX_LENGTH`); a longer one
+            is a bad row ``sequence too long``.
 
     Returns:
         A :class:`SeqTable` with ``y`` ``float32``; ``meta["line"]`` holds each kept row's 1-based
-        line number.
+        line number, ``meta["outliers"]`` the :func:`outliers` summary of ``y``.
 
     Raises:
-        DataError: missing or empty file; with ``skip_bad_rows=False`` the first bad row(s):
-            wrong column count, empty sequence, non-nucleotide characters, missing or non-numeric
-            expression. The message gives ``file:line: problem``.
+        DataError: missing or empty file, unreadable gzip data, another compression format; with
+            ``skip_bad_rows=False`` the first bad row(s): wrong column count, empty sequence,
+            non-nucleotide characters, a sequence longer than ``max_length``, missing or
+            non-numeric expression, an expression that overflows float32 (``1e39``). The message
+            gives ``file:line: problem``.
+
+    Warns:
+        DataWarning: expression values far outside the column's range (:func:`outliers`), with
+            their count and first lines.
     """
     path = Path(path)
+    if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length < 1:
+        raise ValueError(f"max_length must be a positive number of nt, got {max_length!r}")
     bad = bad if bad is not None else BadRows()
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
-    rows = _parse_bytes(path) if _FAST else None
-    if rows is None:
-        rows = _parse_strings(path)
+    with _plain_file(path) as source:
+        if source.stat().st_size == 0:
+            raise DataError(f"{path}: the file is empty (after gzip decompression)")
+        rows = _parse_bytes(source, int(max_length)) if _FAST else None
+        if rows is None:
+            rows = _parse_strings(source, int(max_length))
     if rows.n == 0:
         raise DataError(f"{path}: the file holds no rows")
 
@@ -114,7 +157,82 @@ def read_table(path: str | Path, skip_bad_rows: bool = False, bad: BadRows | Non
     table = SeqTable(codes, kept_lengths, rows.values[keep].astype(np.float32), str(path))
     table.meta["line"] = np.flatnonzero(keep) + 1
     table.meta["bad_rows"] = bad
+    table.meta["outliers"] = outliers(table.y, table.meta["line"], path)
+    warn_outliers(table.meta["outliers"], stacklevel=2)
     return table
+
+
+def outliers(y: np.ndarray, line: np.ndarray, path: str | Path) -> dict:
+    """Expression values far outside the column's range: likely a unit or parsing mistake.
+
+    A value counts when it lies beyond +-:data:`OUTLIER_ABS` (1,000; the DREAM 2022 training
+    bins are 0-17, the test file's MAUDE values about -1.4..1.7, de Boer et al.'s native
+    ``EL.combined`` values about -1.9..19.4), or farther than :data:`OUTLIER_IQRS` (20)
+    interquartile ranges (floor 1) from the median, which flags e.g. a 400 among 0-17 bins.
+    Real data of the challenge and of de Boer et al. 2020 has none.
+
+    Args:
+        y: ``(N,)`` expression values (finite).
+        line: ``(N,)`` their 1-based line numbers.
+        path: the file, for the examples.
+
+    Returns:
+        ``{"count": int, "median": float, "reach": float, "examples": ["file:line: value", ...]}``
+        (``reach``: 20 IQRs; the first 5 lines).
+    """
+    y = np.asarray(y)
+    if len(y) == 0:
+        return {"count": 0, "median": 0.0, "reach": OUTLIER_IQRS, "examples": []}
+    q25, median, q75 = (float(q) for q in np.percentile(y, [25, 50, 75]))
+    reach = OUTLIER_IQRS * max(q75 - q25, 1.0)
+    # accepted: [-ABS, ABS] ∩ [median - reach, median + reach] (empty: every value is flagged);
+    # float64 bounds, so that comparing float32 values never overflows
+    low, high = np.float64(max(-OUTLIER_ABS, median - reach)), np.float64(min(OUTLIER_ABS, median + reach))
+    far = np.flatnonzero((y < low) | (y > high))
+    examples = [f"{path}:{int(line[i])}: {float(y[i]):.6g}" for i in far[:5].tolist()]
+    return {"count": int(len(far)), "median": median, "reach": reach, "examples": examples}
+
+
+def warn_outliers(info: dict, stacklevel: int = 2) -> None:
+    """Issue one :class:`DataWarning` for an :func:`outliers` summary with a non-zero count."""
+    if info and info.get("count"):
+        shown = "; ".join(info["examples"])
+        more = f"; and {info['count'] - len(info['examples'])} more" if info["count"] > len(info["examples"]) else ""
+        warnings.warn(
+            f"{info['count']} expression value(s) far outside the column's range (beyond +-{OUTLIER_ABS:g}, or more "
+            f"than {OUTLIER_IQRS:g} IQRs = {info['reach']:.4g} from the median {info['median']:.4g}): {shown}{more}. "
+            "Check the file's scale: such values dominate a squared-error fit.",
+            DataWarning, stacklevel=stacklevel + 1,
+        )
+
+
+@contextlib.contextmanager
+def _plain_file(path: Path) -> Iterator[Path]:
+    """``path`` itself, or for gzip data a temporary decompressed copy (removed on exit).
+
+    Raises:
+        DataError: corrupt or truncated gzip data; xz, zstd, zip or bzip2 data.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(10)
+    if head[:2] != _GZIP_MAGIC:
+        for magic, name in _OTHER_MAGIC.items():
+            if head.startswith(magic):
+                raise DataError(f"{path}: {name}-compressed data; decompress it first (only gzip is read directly)")
+        if head[:3] == b"BZh" and head[4:10] in (b"1AY&SY", b"\x17rE8P\x90"):
+            raise DataError(f"{path}: bzip2-compressed data; decompress it first (only gzip is read directly)")
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="harness-gunzip-") as tmp:
+        out = Path(tmp) / "data.txt"
+        try:
+            with gzip.open(path, "rb") as src, open(out, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 22)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise DataError(f"{path}: gzip data cannot be decompressed (corrupt or truncated): {exc}") from exc
+        except OSError as exc:
+            raise DataError(f"{path}: gzip data could not be decompressed into {tmp}: {exc}") from exc
+        yield out
 
 
 @dataclass
@@ -128,8 +246,11 @@ class _Rows:
     encode: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def _classify(seqs: list[str], expr: list[str], problems: dict[int, tuple[str, str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Check string rows, adding ``{index: (kind, message)}`` to ``problems`` (first problem wins).
+def _classify(
+    seqs: list[str], expr: list[str], problems: dict[int, tuple[str, str]], max_length: int = MAX_LENGTH
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Check string rows, adding ``{index: (kind, message)}`` to ``problems`` (first problem wins:
+    column count, expression, sequence length, letters, empty sequence).
 
     Returns ``(values float64, lengths int64, flat codes of the concatenated sequences)``.
     """
@@ -145,9 +266,14 @@ def _classify(seqs: list[str], expr: list[str], problems: dict[int, tuple[str, s
                 problems[int(i)] = ("missing expression", "missing expression (one column only)")
             else:
                 problems[int(i)] = ("non-numeric expression", f"expression {text!r} is not a number")
+    # a finite float64 that is infinite as float32 (|value| > 3.4e38) would become inf in ``y``
+    for i in np.flatnonzero(_overflows(values)):
+        problems.setdefault(int(i), ("expression out of range", f"expression {str(expr[i])!r} overflows float32 (|value| > 3.4e38)"))
 
     # sequences: non-empty, nucleotide letters only (vectorised over the concatenation)
     lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=n)
+    for i in np.flatnonzero(lengths > max_length):
+        problems.setdefault(int(i), ("sequence too long", f"sequence of {int(lengths[i]):,} nt exceeds the limit of {max_length:,} nt (max_length)"))
     flat = encoding.encode_bytes(np.frombuffer("".join(seqs).encode("ascii", errors="replace"), dtype=np.uint8))
     starts = np.zeros(n, dtype=np.int64)
     if n:
@@ -166,7 +292,13 @@ def _classify(seqs: list[str], expr: list[str], problems: dict[int, tuple[str, s
     return values, lengths, flat
 
 
-def _parse_strings(path: Path) -> _Rows:
+def _overflows(values: np.ndarray) -> np.ndarray:
+    """True where a finite float64 becomes infinite when cast to float32."""
+    with np.errstate(over="ignore"):
+        return np.isfinite(values) & ~np.isfinite(values.astype(np.float32))
+
+
+def _parse_strings(path: Path, max_length: int = MAX_LENGTH) -> _Rows:
     """The string reader: pandas' C parser, or :func:`_read_slow` when a row has 3+ columns."""
     try:
         # index_col=False + ParserWarning as error: rows that all have 3+ columns would otherwise
@@ -176,6 +308,7 @@ def _parse_strings(path: Path) -> _Rows:
             frame = pd.read_csv(
                 path, sep="\t", header=None, names=["sequence", "expression"], dtype=str,
                 na_filter=False, skip_blank_lines=False, quoting=csv.QUOTE_NONE, engine="c", index_col=False,
+                compression=None,  # gzip is recognised by content in read_table, never by the name
             )
         seqs = frame["sequence"].to_numpy(dtype=object)
         expr = frame["expression"].to_numpy(dtype=object)
@@ -185,7 +318,7 @@ def _parse_strings(path: Path) -> _Rows:
     n = len(seqs)
     if n == 0:
         return _Rows(0, np.zeros(0), {}, lambda keep: (np.zeros((0, 0), np.uint8), np.zeros(0, np.int32)))
-    values, lengths, flat = _classify(list(seqs), list(expr), problems)
+    values, lengths, flat = _classify(list(seqs), list(expr), problems, max_length)
 
     def encode(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         kept_lengths = lengths[keep].astype(np.int32)
@@ -209,18 +342,19 @@ def _read_slow(path: Path) -> tuple[list[str], list[str], dict[int, tuple[str, s
     return seqs, expr, problems
 
 
-def _parse_bytes(path: Path) -> _Rows | None:
+def _parse_bytes(path: Path, max_length: int = MAX_LENGTH) -> _Rows | None:
     """The byte-level reader; None when the file needs the string reader (``\\r`` or a BOM).
 
     The file is memory-mapped and read twice, block by block (pages already used are handed
     back, so the file's bytes do not add up in memory): once for line and tab positions, once to
     encode sequences into the code matrix and parse expressions. Rows are the ``\\n``-separated
     lines (a last line without ``\\n`` counts). A row whose line has exactly one tab, a non-empty
-    sequence and an expression of plain digits (``12``, ``15.1823836007871``: at most 15 digits,
-    at most one ``.`` with digits on both sides) is handled by whole-array operations. Every other
-    row goes through the string checks: odd but valid numbers (``1e1``, `` 3``) are parsed by
-    ``pd.to_numeric`` as in the string reader, and each bad row is classified by
-    :func:`_classify` from its decoded line, so problems and messages are the same.
+    sequence of at most ``max_length`` nt and an expression of plain digits
+    (``12``, ``15.1823836007871``: at most 15 digits, at most one ``.`` with digits on both sides)
+    is handled by whole-array operations. Every other row goes through the string checks: odd
+    but valid numbers (``1e1``, `` 3``) are parsed by ``pd.to_numeric`` as in the string reader,
+    and each bad row is classified by :func:`_classify` from its decoded line, so problems and
+    messages are the same.
     """
     with open(path, "rb") as fh:
         try:
@@ -228,7 +362,7 @@ def _parse_bytes(path: Path) -> _Rows | None:
         except (OSError, ValueError):
             return None
     try:
-        return _parse_mapped(mm)
+        return _parse_mapped(mm, max_length)
     finally:
         with contextlib.suppress(BufferError):  # a view still alive: the mapping goes with it
             mm.close()
@@ -243,7 +377,7 @@ def _release(mm: mmap.mmap, start: int, stop: int) -> None:
             mm.madvise(advice, first, stop - first)
 
 
-def _parse_mapped(mm: mmap.mmap) -> _Rows | None:
+def _parse_mapped(mm: mmap.mmap, max_length: int = MAX_LENGTH) -> _Rows | None:
     buf = np.frombuffer(mm, dtype=np.uint8)
     size = len(buf)
     if size == 0 or bytes(buf[:3]) == _UTF8_BOM:
@@ -281,7 +415,8 @@ def _parse_mapped(mm: mmap.mmap) -> _Rows | None:
     text_encoding = "ascii" if (tab_counts > 1).any() else "utf-8"
     tab = np.zeros(n, dtype=np.int64)
     tab[tab_line] = tabs  # the tab of each one-tab line
-    ok = (tab_counts == 1) & (tab > starts)  # one tab and a non-empty sequence
+    # one tab, a non-empty sequence, not over the limit (a long one would widen the whole matrix)
+    ok = (tab_counts == 1) & (tab > starts) & (tab - starts <= max_length)
     del tabs, tab_line, tab_counts
 
     # pass 2, chunk by chunk: encode the sequences of candidate rows, parse their expressions
@@ -316,7 +451,7 @@ def _parse_mapped(mm: mmap.mmap) -> _Rows | None:
         texts = [bytes(buf[tab[i] + 1:ends[i]]).decode(text_encoding, errors="replace") for i in later_rows.tolist()]
         values[later_rows] = pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
         del texts
-    invalid |= ~np.isfinite(values[rows])
+    invalid |= ~np.isfinite(values[rows]) | _overflows(values[rows])
     ok[rows[invalid]] = False
 
     # suspects: the string checks name each one's problem exactly as the string reader does
@@ -330,7 +465,7 @@ def _parse_mapped(mm: mmap.mmap) -> _Rows | None:
                 found[k] = ("wrong column count", f"expected 2 tab-separated columns (sequence, expression), found {len(fields)}")
             seqs.append(fields[0])
             expr.append(fields[1] if len(fields) > 1 else "")
-        _classify(seqs, expr, found)
+        _classify(seqs, expr, found, max_length)
         for k, i in enumerate(suspects.tolist()):
             # every suspect fails a check; the default only guards against the readers disagreeing
             problems[i] = found.get(k, ("unreadable row", "row could not be read"))
