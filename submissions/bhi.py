@@ -1,66 +1,104 @@
 """BHI / DeepGXP (DREAM 2022): conv -> Bi-LSTM -> conv -> dense on one-hot 110-nt promoters.
 
-Reproduces the team's write-up ("DREAM Challenge 2022 ... by BHI", sections cited as §). Where the
-write-up leaves a detail open, the team's public code (github.com/Sangyeup/BHI-DREAM-Challenge,
-``src/net.py``, ``src/data.py``, ``src/train.py``) settles it; every such decision is listed below.
-Paper profile = the :class:`BHIConfig` defaults.
+Sources: the team's write-up ("DREAM Challenge 2022 ... by BHI", sections cited as §) and the code
+that produced the submission, ``dream_submissions/BHI - dream challenge/code/src/`` in the organisers'
+repository de-Boer-Lab/random-promoter-dream-challenge-2022 (the team's github.com/Sangyeup/BHI-DREAM-Challenge):
+``net.py`` (model), ``data.py`` (padding, TTA), ``train_full.py`` (the submitted model, all rows),
+``train.py`` (5-fold cross-validation), ``infer_txt.py`` (TTA inference), ``postprocess_txt.py``
+(post-processing of the final predictions). Where write-up and code disagree, the code is followed
+and the Fidelity table says so. Paper profile = the :class:`BHIConfig` defaults; ``configs/bhi.toml``
+``[paper-fast]`` is the same recipe with bf16 autocast, which is *not* the recipe.
 
 Recipe
 ------
-* Data (§1): sequences longer than 110 nt are trimmed from the right (the first 110 nt are kept);
-  shorter ones are padded with the real pTpA vector flank (:mod:`harness.data.construct`: the 5'
-  side takes the nt just upstream of the 17-nt flank, the 3' side those just downstream of the
-  13-nt flank). The side is drawn at random for every sample each time it is drawn, as
-  augmentation: 5' only, 3' only or both ends with ratio 4:3:2 (§1). "Both" puts
-  ``floor(short / 2)`` nt on the 5' side and the rest on the 3' side (team code: "right pad >= left
-  pad"; :func:`harness.data.encoding.fit_length` ``strategy="both"``). One-hot A, C, G, T, with N
-  as zeros (§1). Targets standardised as ``(y - 11) / std(y)`` (§1: 11 is the most common bin),
-  ``std`` the population standard deviation (``np.std``) of the training targets; predictions are
-  mapped back with ``z * std + 11``.
-* Model (§2, Figure 1; team ``net.py``): two parallel Conv1d 4 -> 256 with kernels 9 and 15
-  ("same" padding), each followed by ReLU and dropout 0.2, concatenated to 512 channels ->
-  bidirectional LSTM, 320 hidden units per direction (640), zero initial state -> two parallel
-  Conv1d 640 -> 160 with kernels 9 and 15, ReLU, dropout 0.2, concatenated (320) -> dropout 0.5 ->
-  flatten (110 x 320 = 35,200, position-major as the team's ``permute(0, 2, 1).reshape``) ->
-  dense 64 -> ReLU -> dense 64 -> ReLU -> dense 1. PyTorch default initialisation. The team's
+* Data (§1; ``data.py``): sequences longer than 110 nt are trimmed from the right (the first 110 nt
+  are kept); shorter ones are padded with the real pTpA vector flank (:mod:`harness.data.construct`:
+  the 5' side takes the nt just upstream of the 17-nt flank, the 3' side those just downstream of
+  the 13-nt flank; the team's two vector strings are their first 37 / 76 nt). The side is drawn at
+  random for every sample each time it is drawn, as augmentation. §1 gives 5' : 3' : both = 4:3:2,
+  but the code draws ``random() < 0.333`` -> 3' only, else ``random() > 0.666`` -> 5' only, else
+  both: probabilities 5' 0.667 x 0.334 = 0.2228, 3' 0.333, both 0.667 x 0.666 = 0.4442 (about
+  2:3:4; its comment says "3:4:2 for right, left, both"). The paper profile uses the code's
+  probabilities (``pad_5p``, ``pad_3p``, ``pad_both``). "Both" puts ``floor(short / 2)`` nt on
+  the 5' side and the rest on the 3' side ("right pad >= left pad";
+  :func:`harness.data.encoding.fit_length` ``strategy="both"``). One-hot A, C, G, T, with N as
+  zeros (§1). Targets standardised as ``(y - 11) / std(y)`` (§1: 11 is the most common bin),
+  ``std`` the population standard deviation (``np.std``) of the training targets.
+* Model (§2, Figure 1; ``net.py``): two parallel Conv1d 4 -> 256 with kernels 9 and 15 ("same"
+  padding), each followed by ReLU and dropout 0.2, concatenated to 512 channels -> bidirectional
+  LSTM, 320 hidden units per direction (640), zero initial state -> two parallel Conv1d 640 -> 160
+  with kernels 9 and 15, ReLU, dropout 0.2, concatenated (320) -> dropout 0.5 -> flatten
+  (110 x 320 = 35,200, position-major as the team's ``permute(0, 2, 1).reshape``) -> dense 64 ->
+  ReLU -> dense 64 -> ReLU -> dense 1. PyTorch default initialisation. The team's
   ``MaxPool1d(kernel_size=1)`` after each convolution is the identity and is left out.
-  **6,875,137 trainable parameters.**
-* Training (§3; team ``train.py``): Huber loss (``nn.HuberLoss``, delta 1) on the standardised
-  targets, AdamW (lr 0.0015, weight decay 0.01), batch 512 (the last incomplete batch dropped, as
-  the team's ``DataLoader(drop_last=True)``), 15 epochs, ``CosineAnnealingLR`` with ``T_max`` =
-  all optimiser steps of the fit, stepped after every batch, reaching 0 at the end. Post-hoc
-  conjoined (§3, Zhou et al. 2020): every batch is run forward and reverse-complemented and the two
-  Huber losses are averaged. No early stopping: the final weights are kept (``keep="last"``, the
-  team's ``train_full.py`` that made the submission); ``keep="best"`` keeps the epoch with the best
-  validation Pearson r as the team's cross-validation script did.
-* Validation (monitoring only): :meth:`BHI.fit` without a validation table holds out a seeded random
-  ``valid_fraction`` = 5 % of ``train`` (scikit-learn ``train_test_split``, ``random_state`` = the
-  method's seed). The team cross-validated with 5 folds (20 % held out, §1, Table 1) and trained
-  the submitted model on all rows; 5 % keeps almost all rows for training while still showing the
-  non-converging seeds §4 warns about. ``valid_fraction = 0`` trains on every row (no validation).
-  Each validation row gets one padding drawn (seeded) from the 4:3:2 mix, fixed across epochs (the
-  team's validation set drew it at random too); validation predictions are the conjoined mean of
-  the forward and reverse-complement outputs without shifts, as the team's ``validate``
-  (``valid_tta=True`` uses the full test-time augmentation instead). The validation loss is the
+  **6,875,137 trainable parameters**, the count of the team's ``DeepGXP()`` (its layer shapes give
+  9,472 + 15,616 + 2 x 1,067,520 + 921,760 + 1,536,160 + 2,252,864 + 4,160 + 65).
+* Training (§3; ``train_full.py``): every training row (no hold-out: ``valid_fraction = 0``),
+  Huber loss (``nn.HuberLoss``, delta 1) on the standardised targets, AdamW (lr 0.0015, weight
+  decay 0.01), batch 512 with the last incomplete batch dropped (``DataLoader(drop_last=True)``),
+  15 epochs, ``CosineAnnealingLR`` with ``T_max`` = all optimiser steps of the fit, stepped after
+  every batch, reaching 0 at the end, fp32. Post-hoc conjoined (§3, Zhou et al. 2020): every batch
+  is run forward and reverse-complemented and the two Huber losses are averaged. No early
+  stopping: the final weights are kept (``keep="last"``).
+* Inference (§3; ``data.DDPDatasetShift``, ``infer_txt.py``): test-time augmentation over shifts
+  -2..+2 nt x {forward, reverse complement}: the mean of the model's 10 outputs. A shift moves the
+  110-nt window along the sequence in its plasmid context: shift ``+k`` drops the first ``k`` nt
+  and appends the next ``k`` nt of the context (the downstream vector, e.g. ``TC`` for ``k = 2``
+  after a 110-nt sequence), ``-k`` prepends the ``k`` upstream-vector nt (``AC``) and drops the
+  last ``k``: for sequences of 110 nt or longer exactly the team's ``_get_shifted_sequence`` +
+  trim. Short sequences: see the Fidelity table.
+* Post-processing (§4; ``postprocess_txt.py``, on by default: ``postprocess="normal_cdf"``): the
+  submitted value is ``Phi(z - loc)``, ``Phi`` the standard normal CDF, ``z`` the standardised TTA
+  prediction (the team never un-standardised) and ``loc`` the mean of the standardised training
+  targets, ``(mean(y) - 11) / std(y)`` (the team's script hard-codes ``loc=0.06201038511068657``
+  with the comment "mean of standardized expression from train data", ``scale=1``; here ``loc`` is
+  computed from the rows :meth:`BHI.fit` trains on, which on the full training file is that
+  number; 0.0629 on ``demo_train.txt``). Outputs are in (0, 1) and depend only on the training
+  distribution, so each sequence is transformed on its own as §4 requires; the map is monotone
+  (Spearman rho unchanged, Pearson r not). ``postprocess="none"`` returns expression units
+  ``z * std + 11`` instead (an affine map of the team's raw ``z``); ``"quantile"`` is the §4 prose
+  read literally (the empirical CDF of the standardised training targets), which the code did not do.
+* Validation (monitoring only, not in the paper profile): with ``valid_fraction > 0``, :meth:`BHI.fit`
+  without a validation table holds out a seeded random fraction of ``train`` (scikit-learn
+  ``train_test_split``, ``random_state`` = the method's seed; the ``cpu`` profile holds out 5 % so
+  ``harness tune`` can prune and the non-converging seeds §4 warns about show). Each validation
+  row gets one padding drawn (seeded) from the placement mix, fixed across epochs; validation
+  predictions are the conjoined mean of the forward and reverse-complement outputs without shifts,
+  as the team's ``validate`` (``valid_tta=True`` uses the full TTA). The validation loss is the
   mean Huber loss of both strands (the team's ``validate`` computed its "RC" loss from the forward
-  output, a slip we do not copy).
-* Inference (§3): test-time augmentation over shifts -2..+2 nt x {forward, reverse complement}:
-  the mean of the model's 10 outputs. A shift moves the 110-nt window along the sequence in its
-  plasmid context: shift ``+k`` drops the first ``k`` nt and appends the next ``k`` nt of the
-  context (the downstream vector, e.g. ``TC`` for ``k = 2`` after a 110-nt sequence), ``-k``
-  prepends the ``k`` upstream-vector nt (``AC``) and drops the last ``k``. For sequences of 110 nt
-  or longer this is exactly the team's ``_get_shifted_sequence`` + trim. For shorter ones the team
-  shifted the raw sequence before padding it at random (so a shift discarded real nt); here the
-  padded window is shifted, and the padding is not drawn at random but averaged: the prediction
-  is the 4:3:2-weighted mean over the three padding placements (``predict_padding="mix"``, the
-  expectation of the team's random draw; a single placement can be chosen instead).
-* Post-processing (§4, optional, off by default because the ensemble needs raw outputs):
-  ``postprocess="quantile"`` maps each standardised prediction ``z`` to its quantile level among
-  the standardised training targets (the empirical CDF, interpolated between ``n_quantiles``
-  landmarks, ties averaged), ``"normal_cdf"`` to ``Phi(z)``. Both return values in [0, 1] that
-  depend only on the training distribution (so each test sequence is transformed on its own, as §4
-  requires); both are monotone, so Spearman rho is unchanged. The team's post-processing script is
-  not in the public copy we could read; which of the two squashings it used is not settled.
+  output, a slip not copied). ``keep="best"`` keeps the epoch with the best validation Pearson r,
+  as the team's cross-validation ``train.py`` did.
+
+Fidelity table
+--------------
+``paper`` against the team's code above. Each entry: difference -- why -- expected effect.
+
+* Precision. Team: fp32 on one CUDA GPU, torch 1.11 (model not stated; on an Ampere GPU that
+  torch used TF32 for matmuls and cuDNN by default). Here: fp32 with the installed PyTorch's
+  defaults (TF32 allowed in cuDNN, ``torch.backends.cudnn.allow_tf32``, not in matmuls) -- the
+  harness leaves global backend flags alone -- float rounding only.
+* Random streams. Team: ``seed_everything(40)``, padding drawn with Python ``random`` in 4
+  DataLoader workers, torch's shuffle. Here: the harness seed for initialisation, a NumPy
+  permutation per epoch and torch draws for the padding -- one seeded stream that checkpoints can
+  resume -- a different run with the same distribution (seed-to-seed variation; §4 notes some
+  seeds do not converge).
+* Padding longer than the team's vector strings (5' > 37 nt, 3' > 76 nt, i.e. rows shorter than
+  ~73 / 34 nt). Team: the window comes out shorter than 110 and the batch cannot be stacked. Here:
+  the padding reads on into the real plasmid (120 nt each side) -- every row is usable --
+  none on rows the team could train on.
+* Short sequences at inference. Team: shifts the raw sequence, then pads each shifted copy with
+  its own random placement (seed 42). Here: pads first, shifts the padded window in its context,
+  and averages the three placements with the padding probabilities (``predict_padding="mix"``,
+  the expectation of the team's draw; deterministic) -- none on the challenge test set, whose
+  71,103 sequences are all 110 nt (measured), so there the TTA is the team's exactly.
+* Orientation. Here, prediction first reverse-complements rows that match the construct's flanks
+  better that way (see below); the team did not -- exact RC invariance -- none on challenge data
+  (none of the 71,103 test rows or the 16,370 ``dev_train.txt`` rows is flipped, measured).
+* ``std`` and ``loc`` from the rows given to :meth:`BHI.fit` (the team: the whole training file)
+  -- identical when the harness fits on the full file; under harness folds they are the fold's,
+  so no held-out row leaks in -- negligible.
+* Post-processing runs inside :meth:`BHI.predict` rather than as a separate script -- the same
+  numbers.
 
 Reverse-complement invariance
 -----------------------------
@@ -70,10 +108,10 @@ TTA set of ``RC(s)`` to be the reverse complement of the TTA set of ``s`` with m
 *including the nt shifted or padded in*. Filling naively from the forward vector breaks it: the
 pTpA flanks are not reverse-complement palindromes (``RC(upstream[-2:]) = "GT"`` but
 ``downstream[:2] = "TC"``), so shift ``+2`` of ``RC(s)`` would append ``TC`` where the mirror of
-``s``'s shift ``-2`` appends ``GT``; the padding sides (4:3:2 is not symmetric in 5'/3') and the
-right-trimming of long sequences have the same problem. So prediction first brings every
-sequence into the construct's orientation (:func:`orientation_flip`): a sequence whose ends match
-the construct's flanks better when reverse-complemented (``AACAGCCGTAACC...GATGTGAAAAAAATGCA``)
+``s``'s shift ``-2`` appends ``GT``; the padding sides (the placement mix is not symmetric in
+5'/3') and the right-trimming of long sequences have the same problem. So prediction first brings
+every sequence into the construct's orientation (:func:`orientation_flip`): a sequence whose ends
+match the construct's flanks better when reverse-complemented (``AACAGCCGTAACC...GATGTGAAAAAAATGCA``)
 is reverse-complemented, ties (e.g. random sequences) go to the lexicographically smaller of the
 sequence and its reverse complement. The rule is antisymmetric -- the evidence for ``RC(s)`` is
 that for ``s`` with the roles swapped, and the tie-break picks the same member of the pair -- so
@@ -83,13 +121,11 @@ same way), for real and for arbitrary sequences of any length. For a sequence in
 orientation (every challenge sequence) nothing changes; for a reverse-complemented one the
 effective context is the reverse-complemented plasmid, i.e. its real context. Training rows are
 used as given (the team's pipeline), since all training rows are in the construct orientation.
+The post-processing is a function of the conjoined prediction, so it keeps the invariance.
 
 Seeds: the team used seed 40 for training and 42 for prediction (§3); here the harness passes the
 seed (initialisation, shuffling, padding draws and the validation split), and prediction has no
 randomness at all.
-
-Mixed precision: ``"auto"`` = bf16 autocast on CUDA, fp32 elsewhere; the output layer always runs
-in fp32. The team trained in fp32 on a GPU (torch 1.11, CUDA 11.2).
 """
 
 from __future__ import annotations
@@ -114,26 +150,32 @@ from harness.registry import register
 from harness.torch_method import STATE_FILE, TorchConfig, TorchMethod
 from harness.torch_train import Trainer, one_hot_codes, predict_batches, select_device
 
-#: padding placements, in the order of the 4:3:2 ratio of §1: 5' only, 3' only, both ends.
+#: padding placements (§1), in this order: 5' only, 3' only, both ends.
 PAD_PLACEMENTS = ("5p", "3p", "both")
 _UPSTREAM_CODES = encoding.encode([VECTOR_UPSTREAM])[0][0]
 _DOWNSTREAM_CODES = encoding.encode([VECTOR_DOWNSTREAM])[0][0]
 _KEEP = ("last", "best")
 _PREDICT_PADDING = ("mix",) + PAD_PLACEMENTS
 _POSTPROCESS = ("none", "quantile", "normal_cdf")
+#: padding placement probabilities (5' only, 3' only, both ends) of the team's ``data.py``: a first
+#: ``random.random() < 0.333`` pads the 3' end, else a second ``random.random() > 0.666`` the 5'
+#: end, else both: (0.667 x 0.334, 0.333, 0.667 x 0.666) = (0.2228, 0.333, 0.4442), about 2:3:4.
+#: The write-up (§1) says 4:3:2; the code made the submission.
+TEAM_PAD_PROBABILITIES = ((1 - 0.333) * (1 - 0.666), 0.333, (1 - 0.333) * 0.666)
 
 
 @dataclasses.dataclass
 class BHIConfig(TorchConfig):
-    """BHI (DeepGXP) hyperparameters; the defaults are the write-up's (paper profile). Never edit
-    them: scaled-down settings live in ``configs/bhi.toml`` profiles.
+    """BHI (DeepGXP) hyperparameters; the defaults are the recipe of the team's submitted model
+    (paper profile: write-up plus released code, see the module docstring). Never edit them:
+    scaled-down and speed settings live in ``configs/bhi.toml`` profiles.
 
     Attributes:
         seq_len: model input length in nt (§1: 110; longer sequences trimmed from the right).
         pad_5p, pad_3p, pad_both: relative frequencies of padding a short training sequence at the
-            5' end only, the 3' end only, or both ends (§1: 4:3:2). The team's code, with two
-            successive ``random.random()`` draws, gives about 2:3:4 (5':3':both); set these to
-            reproduce it instead.
+            5' end only, the 3' end only, or both ends; also the weights of ``predict_padding="mix"``.
+            Default: the team code's :data:`TEAM_PAD_PROBABILITIES` (0.2228 : 0.333 : 0.4442, about
+            2:3:4); the write-up's 4:3:2 (§1) is ``4, 3, 2``.
         target_center: subtracted from the targets before dividing by their std (§1: 11).
         conv1_channels: output channels of each of the two first convolutions (§2: 256, 512 in all).
         kernel_1, kernel_2: the two kernel sizes of both convolution blocks (§2: 9 and 15).
@@ -149,22 +191,25 @@ class BHIConfig(TorchConfig):
         max_epochs: epochs; no early stopping (§3: 15).
         drop_last: drop the last incomplete training batch each epoch (team's DataLoader).
         valid_fraction: share of ``train`` held out for validation (monitoring) when
-            :meth:`BHI.fit` gets no validation table; 0 = train on every row.
+            :meth:`BHI.fit` gets no validation table; 0 = train on every row (paper: the submitted
+            model, ``train_full.py``, trained on all rows).
         keep: ``"last"`` keeps the final weights (submission model), ``"best"`` the epoch with the
-            best validation Pearson r (team's cross-validation script).
+            best validation Pearson r (team's cross-validation script; needs validation rows).
         max_shift: test-time shifts ``-max_shift..+max_shift`` nt (§3: 2 -> 5 shifts x 2 strands).
         tta: use the shift x strand test-time augmentation at prediction (§3: on); off = the
             conjoined forward/reverse-complement mean of the unshifted sequence.
         valid_tta: validate with the full TTA instead of the unshifted conjoined mean.
-        predict_padding: padding of short sequences at prediction: ``"mix"`` (4:3:2-weighted mean
-            over the three placements), ``"5p"``, ``"3p"`` or ``"both"``.
-        postprocess: ``"none"`` (raw expression), ``"quantile"`` or ``"normal_cdf"`` (§4; outputs
-            in [0, 1], see the module docstring).
+        predict_padding: padding of short sequences at prediction: ``"mix"`` (mean over the three
+            placements weighted by the padding probabilities), ``"5p"``, ``"3p"`` or ``"both"``.
+        postprocess: ``"normal_cdf"`` (paper: the team's ``postprocess_txt.py``,
+            ``Phi(z - loc)`` with ``loc`` the mean standardised training target; outputs in (0, 1)),
+            ``"none"`` (expression units, ``z * std + 11``) or ``"quantile"`` (§4 prose: empirical
+            CDF of the standardised training targets). See the module docstring.
         n_quantiles: landmarks of the training-target distribution kept for ``"quantile"``.
         eval_batch_size: sequences per forward pass at validation/prediction; each becomes up to
             ``2 * (2 * max_shift + 1)`` model rows (engineering, no effect on results).
-        mixed_precision: ``"auto"`` (bf16 autocast on CUDA, fp32 elsewhere), ``"bf16"``,
-            ``"fp16"``, ``"off"``.
+        mixed_precision: ``"off"`` (paper: fp32, as the team trained), ``"auto"`` (bf16 autocast
+            on CUDA, fp32 elsewhere; the ``paper-fast`` profile), ``"bf16"``, ``"fp16"``.
         max_batches_per_epoch: cap on steps per epoch, 0 = full epochs (CPU profiles only).
         cpu_threads: torch intra-op threads while fitting/predicting on the CPU (restored
             afterwards); 0 = leave torch's setting. The LSTM runs 2 x 110 small sequential steps,
@@ -178,9 +223,9 @@ class BHIConfig(TorchConfig):
     """
 
     seq_len: int = 110
-    pad_5p: float = 4.0
-    pad_3p: float = 3.0
-    pad_both: float = 2.0
+    pad_5p: float = TEAM_PAD_PROBABILITIES[0]
+    pad_3p: float = TEAM_PAD_PROBABILITIES[1]
+    pad_both: float = TEAM_PAD_PROBABILITIES[2]
     target_center: float = 11.0
     conv1_channels: int = 256
     kernel_1: int = 9
@@ -196,16 +241,16 @@ class BHIConfig(TorchConfig):
     weight_decay: float = 0.01
     max_epochs: int = 15
     drop_last: bool = True
-    valid_fraction: float = 0.05
+    valid_fraction: float = 0.0
     keep: str = "last"
     max_shift: int = 2
     tta: bool = True
     valid_tta: bool = False
     predict_padding: str = "mix"
-    postprocess: str = "none"
+    postprocess: str = "normal_cdf"
     n_quantiles: int = 1000
     eval_batch_size: int = 256
-    mixed_precision: str = "auto"
+    mixed_precision: str = "off"
     max_batches_per_epoch: int = 0
     cpu_threads: int = 0
 
@@ -241,7 +286,8 @@ class BHIConfig(TorchConfig):
 
     @property
     def pad_probabilities(self) -> np.ndarray:
-        """``(3,) float64`` probabilities of the placements :data:`PAD_PLACEMENTS` (§1: 4/9, 3/9, 2/9)."""
+        """``(3,) float64`` probabilities of the placements :data:`PAD_PLACEMENTS` (paper: the team
+        code's 0.2228, 0.333, 0.4442; the write-up's 4:3:2 would be 4/9, 3/9, 2/9)."""
         w = np.array([self.pad_5p, self.pad_3p, self.pad_both], dtype=np.float64)
         return w / w.sum()
 
@@ -282,7 +328,7 @@ def draw_placements(n: int, probabilities, device: torch.device | str = "cpu") -
         device: where to draw.
 
     Returns:
-        ``(n,) int64`` tensor with values 0, 1, 2 (§1: frequencies 4:3:2 by default).
+        ``(n,) int64`` tensor with values 0, 1, 2 drawn with the given probabilities.
     """
     p = np.asarray(probabilities, dtype=np.float64)
     c1, c2 = float(p[0] / p.sum()), float((p[0] + p[1]) / p.sum())
@@ -410,7 +456,7 @@ class BHIBatches:
     validation/prediction ``(codes (B, W) uint8, lengths (B,) int, left_pad (B,) int)`` with
     ``W >= seq_len + max_shift`` when shifting.
 
-    * ``training=True`` (§1, §3): one padding placement per row drawn from the 4:3:2 mix (torch's
+    * ``training=True`` (§1, §3): one padding placement per row drawn from the placement mix (torch's
       global generator), the 110-nt window, and its reverse complement: ``(B, 2, 4, seq_len)``.
     * ``training=False`` with targets (validation): the given ``left_pad``, shift 0, forward + RC:
       ``(B, 2, 4, seq_len)`` (``(B, 2S, 4, seq_len)`` with ``valid_tta``).
@@ -503,9 +549,25 @@ def quantile_squash(z: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return 0.5 * (up + down)
 
 
-def normal_cdf_squash(z: np.ndarray) -> np.ndarray:
-    """§4 post-processing, normal variant: ``Phi(z)`` of standardised predictions, ``(N,) float64`` in [0, 1]."""
-    return special.ndtr(np.asarray(z, dtype=np.float64))
+def normal_cdf_squash(z: np.ndarray, loc: float) -> np.ndarray:
+    """The team's post-processing (``postprocess_txt.py``: ``scipy.stats.norm.cdf(z, loc=loc, scale=1)``).
+
+    Args:
+        z: ``(N,)`` standardised predictions (the TTA mean of the model's outputs).
+        loc: the mean of the standardised training targets, ``(mean(y) - 11) / std(y)``
+            (:func:`standardized_mean`; the team's constant 0.06201038511068657 on the full file).
+
+    Returns:
+        ``(N,) float64`` ``Phi(z - loc)`` in [0, 1], ``Phi`` the standard normal CDF.
+    """
+    return special.ndtr(np.asarray(z, dtype=np.float64) - float(loc))
+
+
+def standardized_mean(y: np.ndarray, center: float, std: float) -> float:
+    """Mean of the standardised targets ``(y - center) / std`` in float64: the ``loc`` of
+    :func:`normal_cdf_squash` (team ``postprocess_txt.py``: "mean of standardized expression from
+    train data"). ``y``: ``(N,)`` expression values, N >= 1."""
+    return float((np.mean(np.asarray(y, dtype=np.float64)) - center) / std)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -572,8 +634,9 @@ class BHI(TorchMethod):
     :meth:`build_model` with PyTorch's default init seeded by ``seed``. After :meth:`fit`:
     ``history`` (per-epoch records of :class:`harness.torch_train.Trainer`, losses on the
     standardised scale), ``best_epoch``, ``target_std`` (the std used to standardise),
-    ``quantiles`` (landmarks of the standardised training targets, §4) and ``split_sizes``, all
-    saved in ``state.json`` beside ``model.pt`` (:class:`harness.torch_method.TorchMethod`).
+    ``target_loc`` (mean of the standardised training targets, the ``loc`` of the team's
+    post-processing), ``quantiles`` (landmarks of the standardised training targets, §4) and
+    ``split_sizes``, all saved in ``state.json`` beside ``model.pt`` (:class:`harness.torch_method.TorchMethod`).
     After :meth:`predict`: ``n_flipped``, how many rows were reverse-complemented into the
     construct orientation.
     """
@@ -584,6 +647,7 @@ class BHI(TorchMethod):
     def __init__(self, config: BHIConfig | None = None, *, seed: int = 0, device: str = "auto", work_dir=None) -> None:
         super().__init__(config, seed=seed, device=device, work_dir=work_dir)
         self.target_std: float | None = None
+        self.target_loc: float | None = None
         self.quantiles: np.ndarray | None = None
         self.split_sizes: dict[str, int] = {}
         self.n_flipped = 0
@@ -651,13 +715,14 @@ class BHI(TorchMethod):
         Args:
             train: training rows with ``y`` (expression, any length of sequence).
             valid: optional validation rows (monitoring; ``keep="best"`` selects on them); without
-                it, a seeded ``valid_fraction`` of ``train`` is held out (none when 0 or when
-                ``train`` has fewer than 20 rows). The last incomplete batch of each epoch is
-                dropped (``drop_last``) unless ``train`` is smaller than one batch.
+                it, a seeded ``valid_fraction`` of ``train`` is held out (none when 0, the paper
+                setting, or when ``train`` has fewer than 20 rows). The last incomplete batch of each
+                epoch is dropped (``drop_last``) unless ``train`` is smaller than one batch.
 
         Raises:
-            ValueError: ``train`` (or ``valid``) has no targets, fewer than 2 training rows, or
-                training targets with zero spread (standardisation impossible).
+            ValueError: ``train`` (or ``valid``) has no targets, fewer than 2 training rows,
+                training targets with zero spread (standardisation impossible), or ``keep="best"``
+                without validation rows.
         """
         cfg = self.config
         require_targets("bhi", train, valid)
@@ -671,6 +736,7 @@ class BHI(TorchMethod):
         if not math.isfinite(std) or std <= 0:
             raise ValueError(f"bhi.fit: training targets have std {std}; cannot standardise (§1)")
         self.target_std = std
+        self.target_loc = standardized_mean(train.y, cfg.target_center, std)
         y_train = self.standardize(train.y)
         self.quantiles = quantile_landmarks(y_train, cfg.n_quantiles)
         self.split_sizes = {"train": len(train), "valid": 0 if valid is None else len(valid)}
@@ -682,6 +748,9 @@ class BHI(TorchMethod):
             placement = rng.choice(3, size=len(valid), p=cfg.pad_probabilities)
             valid_x = self.eval_inputs(valid.codes, valid.lengths, left_pad_for(short, placement))
             valid_y = self.standardize(valid.y)
+        if cfg.keep == "best" and valid_x is None:
+            raise ValueError("bhi.fit: keep='best' selects an epoch on validation rows, but there are none "
+                             "(pass valid, or set valid_fraction > 0)")
 
         drop_last = cfg.drop_last and len(train) >= cfg.batch_size
         trainer = self.make_trainer(checkpoint_dir=self.checkpoint_dir, drop_last=drop_last)
@@ -689,11 +758,12 @@ class BHI(TorchMethod):
             self.history = trainer.fit(self.training_inputs(train), y_train, valid_x, valid_y)
         self.best_epoch = trainer.best_epoch
         self.model = trainer.model.cpu()
-        if self.history and valid_x is not None and cfg.max_epochs >= 5:
-            r = self.history[0]["valid_r"]
+        if self.history and cfg.max_epochs >= 5:
+            key = "valid_r" if valid_x is not None else "train_r"  # paper: no validation, training r
+            r = self.history[0].get(key, math.nan)
             if math.isfinite(r) and r < 0.05:
-                warnings.warn(f"bhi: validation r after epoch 1 is {r:.3f}; the write-up (§4) notes that some seeds "
-                              "do not converge -- check the training curve", stacklevel=2)
+                warnings.warn(f"bhi: {key.replace('_', ' ')} after epoch 1 is {r:.3f}; the write-up (§4) notes that "
+                              "some seeds do not converge -- check the training curve", stacklevel=2)
 
     def _predict_padded(self, codes: np.ndarray, lengths: np.ndarray, placement: int) -> np.ndarray:
         """Standardised conjoined TTA predictions ``(N,) float64`` with one padding placement."""
@@ -710,7 +780,7 @@ class BHI(TorchMethod):
         Rows are first brought into the construct orientation (:func:`canonical_orientation`), then
         padded/trimmed to ``seq_len`` with the vector flank and predicted as the mean of the model
         over ``2 * len(shifts)`` views; short rows with ``predict_padding="mix"`` average the three
-        placements with the 4:3:2 weights.
+        placements with the padding probabilities.
 
         Raises:
             RuntimeError: the method is neither fitted nor loaded.
@@ -735,19 +805,26 @@ class BHI(TorchMethod):
         return z
 
     def predict(self, seqs: SeqTable) -> np.ndarray:
-        """Predictions ``(len(seqs),) float64``: expression units (``z * std + 11``, §1) with
-        ``postprocess="none"`` (the default, raw outputs for the ensemble), else the §4 squashed
-        values in [0, 1]. Eval mode, batches of ``eval_batch_size`` sequences, the method's device,
-        fp32. ``predict(s) == predict(RC(s))`` (module docstring).
+        """Predictions ``(len(seqs),) float64`` of the standardised TTA output ``z``
+        (:meth:`predict_standardized`): with ``postprocess="normal_cdf"`` (paper) the team's
+        submitted values ``Phi(z - target_loc)`` in [0, 1]; with ``"none"`` expression units
+        ``z * std + 11`` (§1); with ``"quantile"`` the empirical-CDF level in [0, 1]. Eval mode,
+        batches of ``eval_batch_size`` sequences, the method's device, fp32.
+        ``predict(s) == predict(RC(s))`` (module docstring).
 
         Raises:
-            RuntimeError: the method is neither fitted nor loaded.
+            RuntimeError: the method is neither fitted nor loaded, or ``"normal_cdf"`` is asked of
+                a model saved without ``target_loc``.
         """
+        if self.config.postprocess == "normal_cdf" and self.model is not None and self.target_loc is None:
+            raise RuntimeError("bhi: postprocess='normal_cdf' needs target_loc (the mean standardised training "
+                               "target), which this model's state.json lacks; refit, or predict with "
+                               "postprocess='none'")
         z = self.predict_standardized(seqs)
         if self.config.postprocess == "quantile":
             return quantile_squash(z, self.quantiles)
         if self.config.postprocess == "normal_cdf":
-            return normal_cdf_squash(z)
+            return normal_cdf_squash(z, self.target_loc)
         return self.unstandardize(z)
 
     # ----- persistence -------------------------------------------------------------------------
@@ -755,6 +832,7 @@ class BHI(TorchMethod):
         if self.target_std is None:
             raise RuntimeError("bhi: save called before fit")
         return {"target_center": self.config.target_center, "target_std": self.target_std,
+                "target_loc": self.target_loc,
                 "quantiles": None if self.quantiles is None else [float(v) for v in self.quantiles],
                 "split_sizes": self.split_sizes}
 
@@ -762,6 +840,7 @@ class BHI(TorchMethod):
         if "target_std" not in state:
             raise FileNotFoundError(f"bhi: the saved directory has no {STATE_FILE} with the target std")
         self.target_std = float(state["target_std"])
+        self.target_loc = None if state.get("target_loc") is None else float(state["target_loc"])
         self.quantiles = None if state.get("quantiles") is None else np.asarray(state["quantiles"], dtype=np.float64)
         self.split_sizes = state.get("split_sizes", {})
 

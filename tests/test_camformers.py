@@ -27,6 +27,11 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 # architecture
 # ----------------------------------------------------------------------------------------------
 def test_paper_parameter_count():
+    # the script's CNN: six Conv2dSame (k (10, 1)) + BatchNorm2d(512); Linear(512 * 26, 256),
+    # Linear(256, 256), Linear(256, 1)
+    conv_bn = lambda cin: 512 * cin * 10 + 512 + 2 * 512  # noqa: E731  (weight, bias, BN gamma/beta)
+    team = conv_bn(4) + 5 * conv_bn(512) + 512 * 26 * 256 + 256 + 256 * 256 + 256 + 256 + 1
+    assert team == 16_611_073
     assert Camformers().num_parameters() == 16_611_073
     net = CamformersNet(CamformersConfig())
     assert sum(p.numel() for p in net.parameters() if p.requires_grad) == 16_611_073
@@ -144,7 +149,9 @@ def test_tiny_fit_lowers_validation_loss(dev_train, tmp_path):
     kept = select_training_rows(rows.codes, rows.lengths).sum()
     assert m.filter_stats["kept"] == kept and m.filter_stats["rows"] == 2000
     n_valid = int(np.ceil(0.1 * kept))  # the seeded 90/10 split (§1.3)
-    assert hist[0]["n_seqs"] == kept - n_valid
+    n_train = kept - n_valid
+    assert n_train % 64  # the data leave a partial batch ...
+    assert hist[0]["n_seqs"] == n_train // 64 * 64  # ... which drop_last drops (the script's DataLoader)
     assert len(hist) == 3
     # validation L1 falls over the epochs, far below an untrained network's
     assert min(h["valid_loss"] for h in hist[1:]) < hist[0]["valid_loss"]
@@ -154,6 +161,52 @@ def test_tiny_fit_lowers_validation_loss(dev_train, tmp_path):
     base = np.abs(untrained.predict(valid_rows) - valid_rows.y).mean()
     assert hist[-1]["valid_loss"] < 0.5 * base
     assert (tmp_path / "checkpoints" / "last.pt").is_file()  # per-epoch checkpoint in work_dir
+
+
+def test_paper_profile_is_the_submission_script():
+    paper = registry.load_profile("camformers", "paper").config
+    assert paper == CamformersConfig()
+    assert paper.max_epochs == 50  # the script: epochs = 50
+    assert paper.drop_last  # DataLoader(drop_last=True)
+    assert paper.mixed_precision == "off" and paper.compile == "off"  # fp32 tensors on the TPU
+    assert (paper.patience, paper.plateau_patience, paper.plateau_factor) == (10, 10, 0.1)
+    m = Camformers(paper, device="cpu")
+    trainer = m.make_trainer(model=nn.Linear(1, 1))
+    assert trainer.config.drop_last and trainer.config.mixed_precision == "off"
+    assert trainer.config.max_epochs == 50 and trainer.config.batch_size == 256
+    assert trainer._steps_per_epoch(5_945_028) == 5_945_028 // 256  # the write-up's training rows
+    # the speed profile is the same recipe with bf16 autocast and torch.compile only
+    fast = registry.load_profile("camformers", "paper-fast").config
+    assert fast.mixed_precision == "auto" and fast.compile == "default"
+    assert dataclasses.replace(fast, mixed_precision="off", compile="off") == paper
+
+
+def test_drop_last_batch_counts(dev_train):
+    rows = dev_train.subset(np.arange(200))
+    cfg = CamformersConfig(**{**TINY, "max_epochs": 1, "batch_size": 32})
+    m = Camformers(cfg, seed=0, device="cpu")
+    m.fit(rows)
+    n_train = m.filter_stats["kept"] - int(np.ceil(0.1 * m.filter_stats["kept"]))
+    assert n_train % 32
+    assert m.history[0]["n_seqs"] == n_train // 32 * 32
+    keep_all = Camformers(dataclasses.replace(cfg, drop_last=False), seed=0, device="cpu")
+    keep_all.fit(rows)
+    assert keep_all.history[0]["n_seqs"] == n_train
+    # fewer rows than one batch: nothing to drop to, the one partial batch trains
+    small = Camformers(dataclasses.replace(cfg, batch_size=256), seed=0, device="cpu")
+    small.fit(rows)
+    assert small.history[0]["n_seqs"] == n_train
+
+
+def test_filter_counts_in_the_scripts_order():
+    body = "ACGT" * 40
+    seqs = [body[:110], "NNNN" + body[:80], "NNNN" + body[:106], body[:120], "N" + body[:105]]
+    table = SeqTable.from_strings(seqs, np.arange(len(seqs), dtype=float))
+    m = Camformers(CamformersConfig(**TINY))
+    kept = m._filter(table)
+    # N first (rows 1 and 2, whatever their length), then length among the rest (rows 3 and 4)
+    assert m.filter_stats == {"rows": 5, "dropped_n": 2, "dropped_length": 2, "kept": 1}
+    assert len(kept) == 1
 
 
 def test_config_validation_and_cpu_profile():
