@@ -1,19 +1,24 @@
 """LegNet (autosome.org, 1st place, DREAM 2022): an EfficientNetV2-style CNN trained as soft classification.
 
-Reproduces the team's challenge submission: the code of github.com/autosome-ru/LegNet
-(``legnet/model.py``, ``legnet/train.py``, ``legnet/test.py`` run by ``scripts/dream2022/train.sh``
-and ``test.sh``; cited below as *model.py*, *train.py*, *test.py*, *train.sh*) and the paper
-(Penzar et al., "LegNet: a best-in-class deep learning model for short DNA regulatory regions",
-Bioinformatics 39(8) btad457, 2023; the repository's ``tutorial/demo_notebook.ipynb`` is cited as
-*notebook*). The paper profile is the :class:`LegNetConfig` defaults:
+A PyTorch re-implementation of the team's challenge submission. Sources: the code that produced
+the submission, as deposited with the organisers (de-Boer-Lab/random-promoter-dream-challenge-2022,
+``dream_submissions/autosome.org/code/``: ``train.py``, ``test.py``, ``train.sh``, ``test.sh``;
+its ``model.py`` is the one in autosome-ru/dream2022 and autosome-ru/LegNet ``legnet/model.py``);
+cited below as *train.py*, *test.py*, *model.py*, *train.sh*. The later cleaned-up release
+(autosome-ru/LegNet, ``scripts/dream2022/``) runs the same command line; where the two differ the
+submitted copy is followed (see the Fidelity table). Also: the paper (Penzar et al., "LegNet: a
+best-in-class deep learning model for short DNA regulatory regions", Bioinformatics 39(8)
+btad457, 2023) and the LegNet repository's ``tutorial/demo_notebook.ipynb`` (*notebook*). The
+``paper`` profile is the :class:`LegNetConfig` defaults:
 
 * Input (train.py ``preprocess_data``, ``Seq2Tensor``, ``SeqDatasetRevProb``): the sequence's
   first 17 nt (the 5' adapter ``TGCATTTTTTTCACATC``) are replaced by the pTpA plasmid upstream of
-  the random region -- which ends with that same adapter -- and the rightmost 150 nt are kept (5'
-  plasmid padding for short sequences, 5' truncation of long ones). Channels: one-hot A, C, G, T
-  with N encoded as 0.25 in all four; a reverse-strand flag; an ``is_singleton`` flag (1 when the
-  training target is an integer, i.e. the sequence was seen in one cell-sort bin;
-  ``--singleton_definition integer``) -- 6 channels of length 150.
+  the random region -- which ends with that same adapter -- and the rightmost 150 nt are kept: 5'
+  plasmid padding for short sequences (any length, down to plasmid only), 5' truncation of long
+  ones. Channels: one-hot A, C, G, T with N as all zeros (``n_value``, see :func:`encode_batch`);
+  a reverse-strand flag; an ``is_singleton`` flag (1 when the training target is an integer, i.e.
+  the sequence was seen in one cell-sort bin; ``--singleton_definition integer``) -- 6 channels
+  of length 150.
 * Augmentation (train.py ``add_rev``): every training sequence also enters as its reverse
   complement (of the padded 150 nt) with the reverse flag set -- the training set is doubled.
 * Target (train.py ``SeqDatasetRevProb``; notebook): for expression ``e`` the "real" expression is
@@ -33,41 +38,61 @@ Bioinformatics 39(8) btad457, 2023; the repository's ``tutorial/demo_notebook.ip
   concatenate with a low-rank bilinear layer's ``h // 2`` outputs -> SiLU -> Linear(h + h//2 ->
   4s) -> sigmoid -> channel gates. The bilinear layer (model.py ``Bilinear``: a TensorLy-Torch
   ``TRL((h, h), h // 2, rank=0.5, bias=True)`` on the outer product ``x x^T``) is a CP-factorised
-  tensor regression; see :class:`CPBilinear`. With it the network has exactly the submitted
-  model's 1,852,846 trainable parameters (without it: 1,767,026).
-* Initialisation (train.py ``initialize_weights``; model.py ``Bilinear``): Conv1d weights
-  ``N(0, sqrt(2 / (k * out_channels)))``, biases 0; BatchNorm weight 1, bias 0; Linear weights
-  ``N(0, 0.001)``, biases 0; CP factors scaled so the bilinear weight tensor has s.d. 0.00075.
+  tensor regression; see :class:`CPBilinear`. With it the network has the submitted model's
+  1,852,846 trainable parameters (checked: ``tltorch.TRL`` has 66,042 / 8,278 / 1,074 parameters
+  for h = 64 / 32 / 16, as :class:`CPBilinear` -- CP ranks 410 / 102 / 26 with tensorly 0.7.0, the
+  submission's, and 0.10; without the layer: 1,767,026).
+* Initialisation (train.py ``initialize_weights``; model.py ``Bilinear``; TensorLy-Torch ``TRL``):
+  Conv1d weights ``N(0, sqrt(2 / (k * out_channels)))``, biases 0; BatchNorm weight 1, bias 0;
+  Linear weights ``N(0, 0.001)``, biases 0; CP factors scaled so the bilinear weight tensor has
+  s.d. 0.00075; bilinear bias ``U(-1, 1)``.
 * Training (train.py, train.sh): KL divergence (``KLDivLoss(reduction="batchmean")``) between the
   soft label and the log-softmax of the logits; AdamW (weight decay 0.01); OneCycleLR (max lr
   0.005, div factor 25, pct start 0.3, cosine annealing, momentum cycling -- PyTorch defaults)
-  stepped every batch; batch 1024; 80 epochs of 1,000 batches; fp32; seed 42 (``--seed 42``); the
-  whole training file, no validation split and no early stopping, the last epoch's weights
-  submitted (``model_80.pth``).
+  stepped every batch; batch 1024; 80 epochs of 1,000 batches; fp32 (``mixed_precision="off"``,
+  ``compile="off"``); the whole training file, no validation split and no early stopping, the last
+  epoch's weights submitted (``model_80.pth``).
 * Inference (test.py, notebook): the prediction for a sequence is the mean of the expected bin for
   the forward strand (flag 0) and for its reverse complement (flag 1), with ``is_singleton = 0``
-  ("The final predictions for evaluation were made by specifying is_singleton=0", notebook; the
-  ablation code's ``--singleton_mode`` offers the same as ``no_singletons``).
+  ("The final predictions for evaluation were made by specifying is_singleton=0", notebook).
 
-Where this port differs, and why:
+Fidelity: what still differs from the submitted code
+----------------------------------------------------
+=================  ======================================  ===========================  ==============================
+Item               Submitted code                          Here (paper)                 Why / expected effect
+=================  ======================================  ===========================  ==============================
+Epoch composition  one shuffled DataLoader pass over the   a fresh seeded permutation   shared Trainer; same steps and
+                   doubled set (13.4M rows) cut into       per epoch, its first 1,000   rows per step, but rows are
+                   1,000-batch epochs; the wrapper drops   batches (always full)        not seen once per ~13 epochs.
+                   the step at each pass end (~6 of                                     Negligible.
+                   80,000) and a pass's last batch is
+                   partial
+Seed / RNG         --seed 42; cuDNN deterministic          harness run --seed (folds    seed-level variation only
+                                                           add their index); cuDNN
+                                                           picks algorithms
+Training rows      the whole 6.7M-row file                 the rows fit is given (a     harness folds / hold-out:
+                                                           fold's training part)        fewer rows in a K-fold run
+Precision          fp32; TF32 matmuls off                  fp32 with the same PyTorch   none; bf16 and torch.compile
+                   (--float32_approx unset); cuDNN         defaults                     only in the paper-fast profile
+                   convolutions at PyTorch's default
+Test singleton     test.py fills is_singleton from the     0 (predict_singleton)        the team's notebook:
+                   test file's placeholder column with                                  'is_singleton=0'. The test
+                   infer_singleton('integer')                                           file (71,103 rows x 115 bytes:
+                                                                                        a 3-character value, '0.0'
+                                                                                        gives 1, 'nan' gives 0) is in
+                                                                                        no copy we could read;
+                                                                                        predict_singleton = 1 gives
+                                                                                        the other reading.
+Bilinear bias      U(-1, 1) from the global torch RNG in   U(-1, 1) from the seeded     different random numbers only
+                   TRL construction order                  build
+seq_len range      any, up to the plasmid before the       1..262 (PLASMID_5P)          none for 150
+                   insert
+Monitoring         none                                    optional valid table:        keep='last' (default) keeps
+                                                           per-epoch KL, r, rho         the final weights
+=================  ======================================  ===========================  ==============================
 
-* Epochs. train.py cycles a shuffled DataLoader over the doubled set (13.4M rows, ~13,000 batches
-  per pass) 1,000 batches at a time, so an "epoch" is a consecutive slice of a pass. The shared
-  :class:`harness.torch_train.Trainer` draws a fresh permutation every epoch and takes its first
-  ``batches_per_epoch`` batches (a random 1,024,000-row subset without replacement). Same
-  number of steps and rows per step; rows are not guaranteed to be seen once per ~13 epochs.
-  (train.py's wrapper also silently skips the batch on which a pass ends, ~6 of 80,000 steps.)
-* Seed: the harness passes the seed (``harness run --seed``; folds add their index). The team
-  used 42.
-* The CP bias of the bilinear layer: TensorLy-Torch allocated it with ``torch.Tensor(n)``
-  (uninitialised memory) and never initialised it; we start it at 0.
-* Validation: the paper profile fits on every row it is given, as the team did. A ``valid`` table
-  passed to :meth:`LegNet.fit` is only *monitored* (per-epoch validation KL, Pearson r and
-  Spearman rho of the strand-averaged prediction with ``is_singleton = 0``) and the last epoch's
-  weights are kept, unless ``keep = "best"`` (then the epoch with the best validation r + rho).
-* Sequences shorter than 47 nt cannot be padded with the 120 nt of plasmid beside the 3' flank
-  that :func:`harness.data.encoding.fit_length` also checks (see :func:`legnet_codes`); they raise
-  ValueError. Every DREAM 2022 training and test sequence is longer.
+``paper`` is therefore the submitted recipe up to data order and random numbers, not a bit-exact
+re-run: the team's own README says a re-run will differ from their leaderboard model.
 """
 
 from __future__ import annotations
@@ -82,7 +107,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from harness.data import encoding
-from harness.data.construct import VECTOR_DOWNSTREAM, VECTOR_UPSTREAM
+from harness.data.construct import VECTOR_UPSTREAM
 from harness.data.table import SeqTable
 from harness.method import require_targets
 from harness.registry import register
@@ -91,8 +116,16 @@ from harness.torch_train import Trainer, predict_batches, select_device
 
 #: the 5' adapter that train.py cuts off each sequence (its ``LEFT_ADAPTER``) = the construct's 5' flank.
 LEFT_ADAPTER = encoding.FLANK_5P
-#: plasmid upstream of the random region, ending with the 5' adapter (137 nt available here).
-PLASMID_5P = VECTOR_UPSTREAM + LEFT_ADAPTER
+#: pTpA plasmid 5' of :data:`VECTOR_UPSTREAM` (125 nt), from the same published plasmid sequence
+#: (train.py / test.py constant ``PLASMID``, upper-cased).
+_VECTOR_FURTHER_UPSTREAM = (
+    "TTTTTGTTAAATCAGCTCATTTTTTAACCAATAGGCCGAAATCGGCAAAATCCCTTATAAATCAAAAGAATAGACCGAGATAGGGTTGAGTG"
+    "TTGTTCCAGTTTGGAACAAGAGTCCACTATTAA"
+)
+#: plasmid upstream of the random region, ending with the 5' adapter: 262 nt, so ``seq_len`` may be
+#: up to 262 (train.py's ``add_part`` is the last ``seq_len`` nt of it; 150 in the submission).
+PLASMID_5P = _VECTOR_FURTHER_UPSTREAM + VECTOR_UPSTREAM + LEFT_ADAPTER
+_PLASMID_5P_CODES = encoding.encode([PLASMID_5P])[0][0]
 #: number of input channels: A, C, G, T, reverse flag, singleton flag.
 IN_CHANNELS = 6
 
@@ -107,7 +140,7 @@ class LegNetConfig(TorchConfig):
     them: scaled-down settings live in ``configs/legnet.toml`` profiles.
 
     Attributes:
-        seq_len: model input length in nt (train.sh ``--seqsize 150``).
+        seq_len: model input length in nt (train.sh ``--seqsize 150``); at most 262 (:data:`PLASMID_5P`).
         block_sizes: stem width followed by the output width of each block (train.sh ``--blocks
             256 128 128 64 64 64 64``); at least two entries.
         kernel_size: kernel of the stem, grouped and resize convolutions (train.sh ``--ks 7``).
@@ -127,11 +160,15 @@ class LegNetConfig(TorchConfig):
         max_epochs: epochs (train.sh ``--epoch_num 80``).
         batches_per_epoch: optimiser steps per epoch (train.sh ``--batch_per_epoch 1000``); an
             epoch is a full pass when the (doubled) training set has fewer batches. 0 = full passes.
-        predict_singleton: value of the singleton channel at prediction/validation (notebook: 0).
+        predict_singleton: value of the singleton channel at prediction/validation (notebook: 0;
+            see the Fidelity table).
+        n_value: value of each nucleotide channel at an N (submitted train.py/test.py: 0, see
+            :func:`encode_batch`; the later LegNet release: 0.25).
         keep: ``"last"`` (the team's choice: the final epoch's weights) or ``"best"`` (with a
             ``valid`` table, the epoch with the best validation Pearson r + Spearman rho).
         mixed_precision: ``"off"`` = fp32 as the team trained (train.py leaves TF32 matmuls off);
-            ``"auto"``/``"bf16"``/``"fp16"`` for faster GPU runs.
+            ``"auto"``/``"bf16"``/``"fp16"`` for faster GPU runs -- not the recipe (profile
+            ``paper-fast``).
 
     Runtime settings (``eval_batch_size``, each sequence run on both strands; ``compile``,
     ``max_train_seconds``, ``progress``): see :class:`harness.torch_method.TorchConfig`.
@@ -156,6 +193,7 @@ class LegNetConfig(TorchConfig):
     max_epochs: int = 80
     batches_per_epoch: int = 1000
     predict_singleton: float = 0.0
+    n_value: float = 0.0
     keep: str = "last"
     mixed_precision: str = "off"
 
@@ -172,8 +210,9 @@ class LegNetConfig(TorchConfig):
             raise ValueError(f"legnet: n_bins must be >= 2, got {self.n_bins}")
         if self.batches_per_epoch < 0:
             raise ValueError(f"legnet: batches_per_epoch must be >= 0, got {self.batches_per_epoch}")
-        if self.seq_len < len(LEFT_ADAPTER):
-            raise ValueError(f"legnet: seq_len must be >= {len(LEFT_ADAPTER)}, got {self.seq_len}")
+        if self.seq_len > len(PLASMID_5P):
+            raise ValueError(f"legnet: seq_len must be <= {len(PLASMID_5P)} (the plasmid upstream of the random "
+                             f"region available for padding), got {self.seq_len}")
         for width in self.block_sizes[:-1]:
             if width // self.se_reduction < 2:
                 raise ValueError(f"legnet: block width {width} // se_reduction {self.se_reduction} < 2 "
@@ -194,38 +233,42 @@ class LegNetConfig(TorchConfig):
 # data
 # ----------------------------------------------------------------------------------------------
 def legnet_codes(table: SeqTable, seq_len: int = 150) -> np.ndarray:
-    """Plasmid-padded fixed-length codes (train.py / test.py ``preprocess_data``).
+    """Plasmid-padded fixed-length codes (train.py / test.py ``preprocess_data``), for sequences of
+    any length.
 
-    Each sequence loses its first 17 nt (the 5' adapter position), is prefixed with the pTpA
-    plasmid upstream of the random region (:data:`PLASMID_5P`: :data:`VECTOR_UPSTREAM` + the
-    17-nt adapter, as in the plasmid) and the rightmost ``seq_len`` nt are kept -- a 110-nt
-    sequence becomes 57 nt of plasmid (40 of vector + the adapter) + its last 93 nt. Implemented
-    with :func:`harness.data.encoding.fit_length` (``strategy="left"``, ``truncate="left"``,
-    plasmid fill).
+    Each sequence loses its first 17 nt (the 5' adapter position; all of it when shorter), is
+    prefixed with the last ``seq_len`` nt of the pTpA plasmid upstream of the random region
+    (:data:`PLASMID_5P`, which ends with the 17-nt adapter, as in the plasmid) and the rightmost
+    ``seq_len`` nt are kept -- a 110-nt sequence becomes 57 nt of plasmid (40 of vector + the
+    adapter) + its last 93 nt; a sequence of 17 nt or less becomes plasmid only. Padding is on the
+    5' side only, as the team's: the 3' end of every output is the sequence's own 3' end.
 
     Args:
-        table: sequences (``codes`` ``(N, W) uint8``, ``lengths`` ``(N,)``).
-        seq_len: output length in nt.
+        table: sequences (``codes`` ``(N, W) uint8``, ``lengths`` ``(N,)``), any lengths >= 0.
+        seq_len: output length in nt, 1 .. ``len(PLASMID_5P)`` (262).
 
     Returns:
         ``(N, seq_len) uint8`` codes (A0 C1 G2 T3 N4; no PAD).
 
     Raises:
-        ValueError: a sequence is too short for the available plasmid: ``fit_length`` needs the
-            padding (``seq_len - (length - 17)``) to fit in both its vector flanks, here 137 nt
-            upstream and 120 nt downstream, so with ``seq_len=150`` sequences must be >= 47 nt.
+        ValueError: ``seq_len`` outside 1 .. ``len(PLASMID_5P)``.
     """
+    if not 1 <= seq_len <= len(PLASMID_5P):
+        raise ValueError(f"legnet: seq_len must be in 1..{len(PLASMID_5P)} (plasmid available for padding), "
+                         f"got {seq_len}")
     cut = len(LEFT_ADAPTER)
     lengths = np.maximum(np.asarray(table.lengths, dtype=np.int64) - cut, 0)
     body = table.codes[:, cut:] if table.codes.shape[1] > cut else np.zeros((len(table), 0), dtype=np.uint8)
-    need = seq_len - int(lengths.min(initial=seq_len))
-    limit = min(len(PLASMID_5P), len(VECTOR_DOWNSTREAM))
-    if need > limit:
-        raise ValueError(f"legnet: a sequence of {int(lengths.min()) + cut} nt needs {need} nt of plasmid padding "
-                         f"to reach {seq_len} nt; at most {limit} are available (sequences must be >= "
-                         f"{seq_len - limit + cut} nt)")
-    return encoding.fit_length(body, lengths, seq_len, strategy="left", fill=(PLASMID_5P, VECTOR_DOWNSTREAM),
-                               truncate="left")
+    # right-align the body (5' truncation when longer), then fill the 5' gap with plasmid
+    out = encoding.fit_length(body, lengths, seq_len, strategy="left", fill="N", truncate="left")
+    pad = np.maximum(seq_len - lengths, 0)
+    if pad.any():
+        add_part = _PLASMID_5P_CODES[-seq_len:]  # train.py: PLASMID[INSERT_START - length:INSERT_START]
+        cols = np.arange(seq_len)[None, :]
+        gap = cols < pad[:, None]
+        # (add_part + body)[-seq_len:]: gap column c holds add_part[seq_len - pad + c]
+        out[gap] = add_part[(cols + (seq_len - pad)[:, None])[gap]]
+    return out
 
 
 def singleton_flags(y: np.ndarray) -> np.ndarray:
@@ -289,21 +332,26 @@ def reverse_complement_codes(codes: torch.Tensor) -> torch.Tensor:
     return table[torch.flip(codes, dims=[1]).long()].to(codes.dtype)
 
 
-def encode_batch(codes: torch.Tensor, rev: torch.Tensor | float, single: torch.Tensor | float) -> torch.Tensor:
+def encode_batch(codes: torch.Tensor, rev: torch.Tensor | float, single: torch.Tensor | float,
+                 n_value: float = 0.0) -> torch.Tensor:
     """The 6-channel model input (train.py ``Seq2Tensor`` + ``SeqDatasetRevProb.__getitem__``).
 
     Args:
-        codes: ``(B, L)`` integer codes (A0 C1 G2 T3; N and any other code -> 0.25 in every
-            nucleotide channel, as train.py's "encode Ns with .25").
+        codes: ``(B, L)`` integer codes (A0 C1 G2 T3; N and any other code -> ``n_value`` in every
+            nucleotide channel).
         rev: reverse-strand flag, ``(B,)`` tensor or a scalar.
         single: ``is_singleton`` flag, ``(B,)`` tensor or a scalar.
+        n_value: value of the four nucleotide channels at an N. 0 reproduces the submitted code
+            (its ``Seq2Tensor`` writes 0.25 into the integer ``one_hot`` tensor, which truncates to
+            0, so an N is all zeros); 0.25 is what the later autosome-ru/LegNet release computes
+            (it converts to float first).
 
     Returns:
         ``(B, 6, L) float32``: channels A, C, G, T, reverse flag, singleton flag (flags constant
         along the sequence), in train.py's concatenation order.
     """
     b, length = codes.shape
-    table = torch.full((256, 4), 0.25, dtype=torch.float32, device=codes.device)
+    table = torch.full((256, 4), float(n_value), dtype=torch.float32, device=codes.device)
     table[:4] = torch.eye(4, dtype=torch.float32, device=codes.device)
     onehot = table[codes.long()].transpose(1, 2)
     flags = []
@@ -330,15 +378,16 @@ class LegNetTransform:
     def __init__(self, config: LegNetConfig) -> None:
         self.n_bins, self.shift, self.scale = config.n_bins, config.shift, config.scale
         self.predict_singleton = float(config.predict_singleton)
+        self.n_value = float(config.n_value)
 
     def __call__(self, x, y: torch.Tensor | None, training: bool):
         targets = None if y is None else soft_labels(y, self.n_bins, self.shift, self.scale)
         if training:
             codes, rev, single = x
-            return encode_batch(codes, rev, single), targets
+            return encode_batch(codes, rev, single, self.n_value), targets
         codes = x[0] if isinstance(x, (tuple, list)) else x
-        fwd = encode_batch(codes, 0.0, self.predict_singleton)
-        rc = encode_batch(reverse_complement_codes(codes), 1.0, self.predict_singleton)
+        fwd = encode_batch(codes, 0.0, self.predict_singleton, self.n_value)
+        rc = encode_batch(reverse_complement_codes(codes), 1.0, self.predict_singleton, self.n_value)
         return torch.stack([fwd, rc], dim=1), targets
 
 
@@ -399,7 +448,9 @@ class CPBilinear(nn.Module):
 
     Initialisation (model.py ``self.trl.weight.normal_(std=0.00075)``; TensorLy-Torch
     ``CPTensor.normal_``): CP weights 1, factors ``N(0, (0.00075 / sqrt(R)) ** (1/3))`` so the full
-    tensor has s.d. ~0.00075; bias 0 (TensorLy-Torch left it uninitialised).
+    tensor has s.d. ~0.00075; bias ``U(-1, 1)`` (TensorLy-Torch ``TRL.init_from_random``, run when
+    the layer is built, in 0.3.0 -- the version in the submission's ``environment.yml`` -- as in
+    0.4/0.5; train.py's ``initialize_weights`` does not touch TRL layers).
 
     Input ``(B, n)``, output ``(B, out)``.
     """
@@ -416,13 +467,13 @@ class CPBilinear(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """CP weights 1, factors ``N(0, (init_std / sqrt(R)) ** (1/3))``, bias 0."""
+        """CP weights 1, factors ``N(0, (init_std / sqrt(R)) ** (1/3))``, bias ``U(-1, 1)``."""
         std = (self.init_std / math.sqrt(self.rank)) ** (1.0 / 3.0)
         with torch.no_grad():
             for factor in (self.factor_a, self.factor_b, self.factor_out):
                 factor.normal_(0.0, std)
             self.weights.fill_(1.0)
-            self.bias.zero_()
+            self.bias.uniform_(-1.0, 1.0)
 
     def full_weight(self) -> torch.Tensor:
         """The ``(n, n, out)`` weight tensor ``sum_r w_r a_r (x) b_r (x) c_r`` (for checks)."""
@@ -550,7 +601,7 @@ def training_arrays(table: SeqTable, seq_len: int = 150) -> tuple[tuple[np.ndarr
         ``(2N,) float32``.
 
     Raises:
-        ValueError: ``table.y`` is None, or a sequence is too short (:func:`legnet_codes`).
+        ValueError: ``table.y`` is None, or ``seq_len`` is out of range (:func:`legnet_codes`).
     """
     if table.y is None:
         raise ValueError("legnet: training rows need targets (y)")
@@ -615,8 +666,7 @@ class LegNet(TorchMethod):
                 Without it nothing is held out, as in the team's final fit.
 
         Raises:
-            ValueError: missing targets, fewer than 2 training rows, or a sequence too short for
-                the plasmid padding (:func:`legnet_codes`).
+            ValueError: missing targets or fewer than 2 training rows.
         """
         cfg = self.config
         require_targets("legnet", train, valid)
@@ -637,10 +687,10 @@ class LegNet(TorchMethod):
         Each sequence is padded (:func:`legnet_codes`) and predicted as itself (reverse flag 0)
         and as its reverse complement (flag 1), singleton channel ``predict_singleton``; the two
         expected bins are averaged (test.py). Eval mode, batches of ``eval_batch_size``, fp32.
+        Any sequence length works (plasmid padding, :func:`legnet_codes`).
 
         Raises:
             RuntimeError: the method is neither fitted nor loaded.
-            ValueError: a sequence is too short for the plasmid padding.
         """
         model = self._fitted_model()
         codes = legnet_codes(seqs, self.config.seq_len)

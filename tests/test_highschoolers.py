@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -11,14 +12,17 @@ import torch
 from harness import registry
 from harness.data import encoding
 from harness.data.table import SeqTable
+from sklearn.preprocessing import quantile_transform
+
 from submissions.highschoolers import (PAPER_NUM_PARAMETERS, AttentionPool1d, HighSchoolers, HighSchoolersConfig,
                                        HighSchoolersNet, KerasAdamSWA, RevCompConv1d, highschoolers_input,
-                                       model_codes, relative_shift)
+                                       model_codes, relative_shift, uniform_quantiles)
 
-#: a tiny member of the same architecture family (d_model 24: divisible by 8 heads and by 6).
+#: a tiny member of the same architecture family (d_model 24: divisible by 8 heads and by 6); raw
+#: outputs (no quantile transform) so the tests can compare them with targets.
 TINY = dict(conv1_filters=8, conv2_filters=16, conv3_filters=24, ffn=32, dense=16, batch_size=64,
             train_epochs=2, finetune_epochs=1, slice_size=0, valid_size=0.2, eval_batch_size=512, validate_every=1,
-            progress=False)
+            quantile_output=False, progress=False)
 
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -164,8 +168,9 @@ def test_config_validation_and_cpu_profile():
     paper = HighSchoolersConfig()
     for field in ("seq_len", "conv1_kernel", "conv2_kernel", "conv3_kernel", "res_layers", "res_kernel",
                   "pool_sizes", "block_dropouts", "heads", "attn_dropout", "dense_dropout", "swa_start",
-                  "swa_period", "prediction_weights", "quantile_output"):
+                  "swa_period", "prediction_weights"):
         assert getattr(cpu, field) == getattr(paper, field), field
+    assert paper.quantile_output and not cpu.quantile_output  # cpu: raw outputs for stacking / hold-out scores
     assert HighSchoolers(cpu).num_parameters() < 250_000
     # the team validated after epochs 1, 4, 7, ... (write-up: "every three epochs"); cpu: every epoch
     assert paper.validate_every == 3 and cpu.validate_every == 1
@@ -220,3 +225,71 @@ def test_tiny_fit_lowers_validation_loss(dev_train, tmp_path):
     swa.fit(rows)
     assert swa.swa_metrics["assigned"] == 1.0 and np.isfinite(swa.swa_metrics["valid_r"])
     assert not np.array_equal(swa.predict(rows.subset(np.arange(50))), m.predict(rows.subset(np.arange(50))))
+
+
+# ----------------------------------------------------------------------------------------------
+# the paper profile = the submission code's recipe
+# ----------------------------------------------------------------------------------------------
+def test_paper_fine_tunes_500_epochs_as_the_submission_code():
+    """ModelTraining.py: ``for i in range(750)`` at 1e-4, then ``for i in range(750, 1250)`` at 3e-5
+    (Table 1 of the write-up says 100 fine-tuning epochs; the code that made the submission runs 500)."""
+    paper = registry.load_profile("highschoolers", "paper").config
+    assert (paper.train_epochs, paper.finetune_epochs) == (750, 500)
+    trainer = HighSchoolers(paper).make_trainer(n_train=6_000_000)
+    assert trainer.config.max_epochs == 1250 and trainer.config.max_batches_per_epoch == 300
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=paper.lr)
+    sched = trainer.scheduler_factory(opt, 300, 1250)
+    lrs = []
+    for _ in range(1250):  # the Trainer steps this scheduler once per epoch
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[749] == pytest.approx(1e-4) and lrs[750] == pytest.approx(3e-5) and lrs[-1] == pytest.approx(3e-5)
+    # validated after epochs 1, 4, ..., as i % 3 == 0 over both loops (i = epoch - 1)
+    assert trainer.config.validate_every == 3
+
+
+def test_uniform_quantiles_is_the_team_quantile_transform():
+    """GetPredictions.py: ``quantile_transform(np.expand_dims(preds, axis=1))``, scikit-learn defaults,
+    fitted on the test predictions themselves, uniform output."""
+    rng = np.random.default_rng(0)
+    for n in (71, 2_500):  # below and above the default 1,000 quantiles
+        pred = (rng.normal(11, 2, n)).astype(np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # scikit-learn: n_quantiles lowered to n_samples
+            team = quantile_transform(np.expand_dims(pred, axis=1))
+        ours = uniform_quantiles(pred)
+        assert ours.dtype == np.float64 and ours.shape == (n,)
+        np.testing.assert_array_equal(ours, np.squeeze(team).astype(np.float64))
+        assert ours.min() == 0.0 and ours.max() == 1.0
+        assert np.array_equal(np.argsort(ours, kind="stable"), np.argsort(pred, kind="stable"))
+    # with distinct values and n <= 1,000 quantiles the level is exactly the rank / (n - 1)
+    pred = rng.permutation(np.arange(50.0))
+    np.testing.assert_allclose(uniform_quantiles(pred), pred / 49, atol=1e-12)
+    assert uniform_quantiles(np.array([3.0])).tolist() == [0.0] and uniform_quantiles(np.zeros(0)).shape == (0,)
+    with pytest.raises(ValueError, match="NaN"):
+        uniform_quantiles(np.array([1.0, np.nan]))
+
+
+def test_paper_predictions_are_quantile_transformed(dev_train):
+    rows = dev_train.subset(np.arange(200))
+    m = HighSchoolers(HighSchoolersConfig(**{**TINY, "quantile_output": True}), seed=3, device="cpu")
+    m.model = m.build_model()
+    pred = m.predict(rows)
+    raw = HighSchoolers(HighSchoolersConfig(**TINY), seed=3, device="cpu")
+    raw.model = m.model
+    raw_pred = raw.predict(rows)
+    assert raw_pred.min() < 0 or raw_pred.max() > 1  # raw outputs are not levels
+    np.testing.assert_array_equal(pred, uniform_quantiles(raw_pred))
+    assert HighSchoolersConfig().quantile_output  # on in the paper defaults
+
+
+def test_paper_is_fp32_and_paper_fast_only_changes_speed_settings():
+    paper = registry.load_profile("highschoolers", "paper").config
+    assert paper.mixed_precision == "off" and paper.compile == "off"  # Keras' default fp32 policy
+    fast = registry.load_profile("highschoolers", "paper-fast").config
+    assert (fast.mixed_precision, fast.compile) == ("auto", "default")
+    assert {f for f in vars(paper) if getattr(paper, f) != getattr(fast, f)} == {"mixed_precision", "compile"}
+    assert HighSchoolers(fast).make_trainer(n_train=10_000).config.compile == "default"
+    assert HighSchoolers(paper).make_trainer(n_train=10_000).config.mixed_precision == "off"

@@ -15,7 +15,7 @@ from harness import registry
 from harness.data import encoding
 from harness.data.construct import VECTOR_UPSTREAM
 from harness.data.table import SeqTable
-from submissions.legnet import (CPBilinear, LegNet, LegNetConfig, LegNetNet, LegNetTransform, cp_rank,
+from submissions.legnet import (PLASMID_5P, CPBilinear, LegNet, LegNetConfig, LegNetNet, LegNetTransform, cp_rank,
                                 encode_batch, expected_bin, kl_soft_label_loss, legnet_codes,
                                 reverse_complement_codes, singleton_flags, soft_labels, training_arrays)
 
@@ -100,7 +100,11 @@ def test_cp_bilinear_equals_outer_product_regression():
     # init: the full tensor's s.d. is about the team's 0.00075
     big = CPBilinear(64, 32)
     assert 0.0005 < big.full_weight().std().item() < 0.001
-    assert torch.all(big.weights == 1) and torch.all(big.bias == 0)
+    assert torch.all(big.weights == 1)
+    # the bias as TensorLy-Torch 0.3/0.4 TRL.init_from_random leaves it (train.py never re-inits TRL): U(-1, 1)
+    torch.manual_seed(0)
+    bias = CPBilinear(64, 4096).bias.detach()
+    assert bias.abs().max() <= 1 and abs(bias.mean().item()) < 0.05 and abs(bias.std().item() - 1 / math.sqrt(3)) < 0.02
 
 
 def test_initialisation_follows_train_py():
@@ -160,6 +164,7 @@ def test_plasmid_padding_to_150():
     assert codes.shape == (3, 150) and codes.dtype == np.uint8
     out = encoding.decode(codes)
     plasmid = VECTOR_UPSTREAM + ADAPTER                   # the plasmid upstream of the random region
+    assert PLASMID_5P.endswith(plasmid) and len(PLASMID_5P) == 262
     # 110 nt: first 17 nt replaced by the plasmid's adapter, 40 nt of vector before it, 93 nt kept
     assert out[0] == VECTOR_UPSTREAM[-40:] + ADAPTER + seqs[0][17:]
     assert out[0][:57] == plasmid[-57:] and VECTOR_UPSTREAM.endswith("GATTCGAAC")
@@ -167,8 +172,24 @@ def test_plasmid_padding_to_150():
     assert out[1] == plasmid[-(150 - 60):] + body[1][:60]
     # too long: the rightmost 150 nt are kept
     assert out[2] == seqs[2][-150:]
-    with pytest.raises(ValueError, match="plasmid"):
-        legnet_codes(SeqTable.from_strings(["ACGT" * 10]))
+
+
+def test_plasmid_padding_takes_any_length():
+    """train.py ``preprocess_data``: ``(PLASMID[INSERT_START - L:INSERT_START] + seq[17:])[-L:]`` for
+    every sequence length (the old port refused sequences shorter than 47 nt)."""
+    rng = np.random.default_rng(4)
+    lengths = [1, 5, 16, 17, 18, 30, 46, 47, 60, 110, 166, 167, 168, 200]
+    seqs = ["".join(rng.choice(list("ACGTN"), n)) for n in lengths]
+    for seq_len in (150, 40, 262):
+        add_part = PLASMID_5P[-seq_len:]
+        expect = [(add_part + s[17:])[-seq_len:] for s in seqs]
+        assert encoding.decode(legnet_codes(SeqTable.from_strings(seqs), seq_len)) == expect
+    forty = "ACGT" * 10  # 23 nt after the cut: 127 nt of plasmid in front
+    assert encoding.decode(legnet_codes(SeqTable.from_strings([forty])))[0] == PLASMID_5P[-127:] + forty[17:]
+    with pytest.raises(ValueError, match="262"):
+        LegNetConfig(seq_len=263)
+    with pytest.raises(ValueError, match="seq_len"):
+        legnet_codes(SeqTable.from_strings(["ACGT"]), 263)
 
 
 def test_six_channels_flags_and_n():
@@ -176,7 +197,13 @@ def test_six_channels_flags_and_n():
     x = encode_batch(codes, torch.tensor([1]), torch.tensor([0]))
     assert x.shape == (1, 6, 5) and x.dtype == torch.float32
     torch.testing.assert_close(x[0, :4, :4], torch.eye(4))       # A C G T one-hot
-    assert torch.all(x[0, :4, 4] == 0.25)                          # N -> 0.25 (train.py Seq2Tensor)
+    # N -> all zeros: the submitted Seq2Tensor writes 0.25 into an integer one-hot tensor (truncated to 0)
+    assert torch.all(x[0, :4, 4] == 0)
+    assert torch.all(encode_batch(codes, 0.0, 0.0, n_value=0.25)[0, :4, 4] == 0.25)  # the later LegNet release
+    xe = LegNetTransform(LegNetConfig())(codes, None, False)[0]      # prediction path: N is last, RC's first
+    assert torch.all(xe[0, 0, :4, 4] == 0) and torch.all(xe[0, 1, :4, 0] == 0)
+    xq = LegNetTransform(LegNetConfig(n_value=0.25))(codes, None, False)[0]
+    assert torch.all(xq[0, 0, :4, 4] == 0.25) and torch.all(xq[0, 1, :4, 0] == 0.25)
     assert torch.all(x[0, 4] == 1) and torch.all(x[0, 5] == 0)     # reverse flag, singleton flag
     rc = reverse_complement_codes(torch.from_numpy(encoding.encode(["AACGTN"])[0]))
     assert encoding.decode(rc.numpy())[0] == "NACGTT"
@@ -225,6 +252,8 @@ def test_prediction_averages_the_two_strands():
     np.testing.assert_allclose(pred, ((fwd + rev) / 2).double().numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(RuntimeError, match="before fit"):
         LegNet().predict(seqs)
+    short = m.predict(SeqTable.from_strings(["ACGTACGTAC", "A", ADAPTER + "GGTTACGGCTGTT"]))  # any length
+    assert short.shape == (3,) and np.all(np.isfinite(short))
 
 
 def test_one_cycle_schedule():
@@ -285,3 +314,14 @@ def test_config_validation_and_cpu_profile():
                   "predict_singleton", "keep"):
         assert getattr(cpu, field) == getattr(paper, field), field
     assert LegNet(cpu).num_parameters() < 100_000
+
+
+def test_paper_is_fp32_and_paper_fast_only_changes_speed_settings():
+    paper = registry.load_profile("legnet", "paper").config
+    assert paper.mixed_precision == "off" and paper.compile == "off"   # fp32 as train.py
+    fast = registry.load_profile("legnet", "paper-fast").config
+    assert (fast.mixed_precision, fast.compile) == ("auto", "default")
+    differing = {f for f in vars(paper) if getattr(paper, f) != getattr(fast, f)}
+    assert differing == {"mixed_precision", "compile"}
+    assert LegNet(fast).make_trainer().config.mixed_precision == "auto"
+    assert LegNet(paper).make_trainer().config.mixed_precision == "off"
