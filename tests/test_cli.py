@@ -15,9 +15,12 @@ def invoke(*args, env=None):
 def test_score_json_reproduces_published_public_scores(real_data):
     result = invoke("score", real_data / "reference_predictions" / "camformers_public.json", "--data", real_data, "--json")
     assert result.exit_code == 0, result.output
-    board = json.loads(result.output)["boards"]["public"]
+    assert "holds exactly the 9,045 public-leaderboard ids: scored on the public board only" in result.stderr
+    out = json.loads(result.stdout)
+    assert out["partial"] is False and list(out["boards"]) == ["public"]
+    board = out["boards"]["public"]
     assert (round(board["pearson_score"], 3), round(board["spearman_score"], 3)) == (0.763, 0.823)
-    assert board["categories"]["SNVs"]["n"] == 4670
+    assert board["categories"]["SNVs"]["n"] == 4670 and board["partial"] is False and board["missing"] == []
     assert board["snv_source"].startswith("public leaderboard SNV pairs only")
     assert set(board["categories"]["high"]) == {"n", "pearson", "spearman"}
 
@@ -27,13 +30,65 @@ def test_score_all_boards_and_refusals(real_data, tmp_path):
     result = invoke("score", pred, "--data", real_data, "--snv-pairs", real_data / "reconstructed" / "all_SNVs_seqs.csv")
     assert result.exit_code == 0, result.output
     assert "private board" in result.output and "0.8290" in result.output and "44795 pairs" in result.output
+    assert "PARTIAL" not in result.output
     public_only = real_data / "reference_predictions" / "bhi_public.json"
     refused = CliRunner().invoke(main, ["score", str(public_only), "--data", str(real_data), "--board", "private"])
-    assert refused.exit_code == 1 and "cover 9,045 of 71,103" in refused.output
+    assert refused.exit_code == 1 and "9,045 of 71,103 test indices given" in refused.output
+    assert "private board: 62,058 test indices have no prediction: 0, 1, 4, 6, 8," in refused.output
     bad = tmp_path / "bad.json"
     bad.write_text('{"0": 1.0,')
     refused = CliRunner().invoke(main, ["score", str(bad), "--data", str(real_data)])
-    assert refused.exit_code == 1 and "bad.json:1: not valid JSON" in refused.output
+    assert refused.exit_code == 1 and "bad.json: invalid JSON prediction file (1 problem)" in refused.output
+    assert "line 1, column 11: not valid JSON" in refused.output
+
+
+def _full_json(real_data, tmp_path, edit):
+    values = {str(i): float(v) for i, v in enumerate(np.loadtxt(real_data / "reference_predictions" / "autosome_org_final.txt",
+                                                                usecols=1, dtype=np.float64))}
+    edit(values)
+    path = tmp_path / "pred.json"
+    path.write_text(json.dumps(values))
+    return path
+
+
+def test_score_refuses_a_missing_or_nonfinite_private_id(real_data, tmp_path):
+    """One private id missing, or one NaN/inf value: exit 1 naming the ids, unless --board public."""
+    snv = real_data / "reconstructed" / "all_SNVs_seqs.csv"
+    private_id = 4  # 0, 1, 4, 6, 8 are not public ids; 2, 3, 5, 7 are
+    missing = _full_json(real_data, tmp_path, lambda v: v.pop(str(private_id)))
+    result = CliRunner().invoke(main, ["score", str(missing), "--data", str(real_data), "--snv-pairs", str(snv)])
+    assert result.exit_code == 1
+    assert f"private board: 1 test index has no prediction: {private_id}" in result.output
+    assert f"full board: 1 test index has no prediction: {private_id}" in result.output
+    ok = invoke("score", missing, "--data", real_data, "--board", "public", "--json")
+    assert ok.exit_code == 0 and round(json.loads(ok.stdout)["boards"]["public"]["pearson_score"], 4) == 0.8290
+
+    def poison(values):
+        values["6"], values["8"] = float("nan"), float("inf")
+    nonfinite = _full_json(real_data, tmp_path, poison)
+    result = CliRunner().invoke(main, ["score", str(nonfinite), "--data", str(real_data), "--snv-pairs", str(snv)])
+    assert result.exit_code == 1 and "private board: 2 predictions are not finite: 6 (nan), 8 (inf)" in result.output
+    assert invoke("score", nonfinite, "--data", real_data, "--board", "public").exit_code == 0
+
+    overwrite = tmp_path / "overwrite.json"
+    overwrite.write_text(missing.read_text()[:-1] + f', "0{private_id}": 1.0}}')
+    result = CliRunner().invoke(main, ["score", str(overwrite), "--data", str(real_data), "--board", "public"])
+    assert result.exit_code == 1 and f"key '0{private_id}' is not a test index" in result.output
+
+
+def test_score_without_snv_pairs_is_loudly_partial(real_data):
+    pred = real_data / "reference_predictions" / "autosome_org_final.txt"
+    result = invoke("score", pred, "--data", real_data, "--json")
+    assert result.exit_code == 0, result.output
+    for board in ("private", "full"):
+        assert f"warning: PARTIAL {board} board: cannot score SNVs" in result.stderr
+    assert "PARTIAL public" not in result.stderr
+    out = json.loads(result.stdout)
+    assert out["partial"] is True
+    assert out["boards"]["public"]["partial"] is False
+    for board in ("private", "full"):
+        assert out["boards"][board]["partial"] is True and out["boards"][board]["missing"] == ["SNVs"]
+        assert "SNVs" not in out["boards"][board]["categories"]
 
 
 def test_methods_list_shows_builtins():

@@ -30,8 +30,13 @@ class CategoryScore:
 
 @dataclass
 class BoardScore:
-    """Scores on one board. Missing categories (no members on this board) are listed in ``missing``
-    and contribute 0 to the sums, as a missing category would in the official script."""
+    """Scores on one board.
+
+    A category that cannot be scored on the board (fewer than 2 members there, or not known: no
+    SNV pairs without ``all_SNVs_seqs.csv`` or ``--snv-pairs``) is listed in ``missing`` and
+    contributes 0 to the sums, which are still divided by 4.65: such a board is ``partial``, lower
+    than the challenge's score and not comparable with it.
+    """
 
     board: str
     pearson_score: float
@@ -40,21 +45,44 @@ class BoardScore:
     snv_source: str
     missing: list[str] = field(default_factory=list)
 
+    @property
+    def partial(self) -> bool:
+        """True when a weighted category is missing from the sums (see ``missing``)."""
+        return bool(self.missing)
+
     def to_dict(self) -> dict:
-        """JSON form: ``{"pearson_score", "spearman_score", "snv_source", "categories": {name: {n, pearson, spearman}}}``."""
-        out = {"pearson_score": self.pearson_score, "spearman_score": self.spearman_score,
-               "snv_source": self.snv_source, "categories": {k: asdict(v) for k, v in self.categories.items()}}
-        if self.missing:
-            out["missing"] = list(self.missing)
-        return out
+        """JSON form: ``{"pearson_score", "spearman_score", "snv_source", "categories": {name: {n,
+        pearson, spearman}}, "partial": bool, "missing": [category, ...]}`` (``missing`` is empty
+        unless ``partial``; readers of older files take a missing ``missing`` as ``[]``)."""
+        return {"pearson_score": self.pearson_score, "spearman_score": self.spearman_score,
+                "snv_source": self.snv_source, "categories": {k: asdict(v) for k, v in self.categories.items()},
+                "partial": self.partial, "missing": list(self.missing)}
+
+    @classmethod
+    def from_dict(cls, board: str, d: dict) -> "BoardScore":
+        """Inverse of :meth:`to_dict` (also reads files written before ``partial``/``missing``
+        existed: ``missing`` defaults to ``[]``; ``partial`` is always derived from it)."""
+        return cls(board, d["pearson_score"], d["spearman_score"],
+                   {c: CategoryScore(**v) for c, v in d["categories"].items()}, d["snv_source"], list(d.get("missing", [])))
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson r of two ``(n,)`` arrays (0.0 when either is constant)."""
-    x = np.asarray(x, dtype=np.float64) - np.mean(x)
-    y = np.asarray(y, dtype=np.float64) - np.mean(y)
-    denom = np.sqrt((x @ x) * (y @ y))
-    return float(x @ y / denom) if denom > 0 else 0.0
+    """Pearson r of two ``(n,)`` arrays (0.0 when either is constant; ``scipy.stats.pearsonr`` gives NaN).
+
+    Each array is divided by its largest magnitude before centring, so any finite scale gives the
+    same r (predictions ×1e200 or ×1e-200 neither overflow nor underflow).
+    """
+    r = []
+    for v in (x, y):
+        v = np.asarray(v, dtype=np.float64)
+        top = np.max(np.abs(v)) if v.size else 0.0
+        v = v / top if top > 0 else v
+        v = v - np.mean(v)
+        norm = np.sqrt(v @ v)
+        r.append(v / norm if norm > 0 else None)
+    if r[0] is None or r[1] is None:
+        return 0.0
+    return float(np.clip(r[0] @ r[1], -1.0, 1.0))
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -63,11 +91,20 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def board_members(test: TestSet, board: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Test indices and category members on ``board``.
+    """Test indices and category members on ``board``, by the official evaluation script's rules
+    (Zenodo 7395397; ``evaluate_predictions`` / ``calculate_eval_metrics``):
+
+    * ``full``: every test index; every category whole (``test.categories``, already sets).
+    * ``public``: the union of every public id, pair members included (9,045); each category is
+      its ``public_leaderboard_ids/*_exp_indices.json`` (pair files as ``"alt,ref"`` keys).
+    * ``private``: every index not public (62,058); a single category drops every public index;
+      a pair category drops exactly the ``(alt, ref)`` pairs listed in any of the three public
+      pair files (a pair with public members but not listed stays).
 
     Returns:
         ``(all_ids, categories)``: ``(n,) int64`` sorted indices, and category -> ``(n,)`` indices
-        or ``(n, 2)`` (alt, ref) pairs.
+        or ``(n, 2)`` (alt, ref) pairs. A category absent from ``test`` (e.g. SNVs without a pair
+        file) is absent here.
 
     Raises:
         ValueError: unknown board, or a public/private board on a data directory without
@@ -81,16 +118,35 @@ def board_members(test: TestSet, board: str) -> tuple[np.ndarray, dict[str, np.n
     public_ids = test.public_ids
     if public_ids is None:
         raise ValueError(f"board {board!r} needs public_leaderboard_ids/ in {test.directory}")
+    if board == "public":
+        return public_ids, dict(test.public)
     is_public = np.zeros(n, dtype=bool)
     is_public[public_ids] = True
-    if board == "public":
-        cats = {c: test.public[c] for c in test.categories if c in test.public}
-        return public_ids, cats
+    listed = [test.public[c] for c in PAIR_CATEGORIES if c in test.public]
+    public_pairs = _pair_keys(np.concatenate(listed), n) if listed else np.zeros(0, dtype=np.int64)
     cats = {}
     for c, ids in test.categories.items():
-        hit = is_public[ids]
-        cats[c] = ids[~hit.all(axis=1)] if ids.ndim == 2 else ids[~hit]
+        cats[c] = ids[~np.isin(_pair_keys(ids, n), public_pairs)] if ids.ndim == 2 else ids[~is_public[ids]]
     return np.flatnonzero(~is_public), cats
+
+
+def board_ids(test: TestSet, board: str) -> np.ndarray:
+    """Every test index whose prediction ``board`` reads: its ``all`` ids and every member of its
+    categories (a private pair can have a public member). ``(m,) int64``, sorted.
+
+    Raises:
+        ValueError: as :func:`board_members`.
+    """
+    return _used(*board_members(test, board))
+
+
+def _used(all_ids: np.ndarray, cats: dict[str, np.ndarray]) -> np.ndarray:
+    return np.unique(np.concatenate([all_ids] + [ids.ravel() for ids in cats.values()]))
+
+
+def _pair_keys(pairs: np.ndarray, n: int) -> np.ndarray:
+    """One int64 per ``(alt, ref)`` row (``alt * n + ref``), for set membership of pairs."""
+    return pairs[:, 0].astype(np.int64) * n + pairs[:, 1]
 
 
 def score(pred: np.ndarray, test: TestSet, board: str = "private") -> BoardScore:
@@ -98,19 +154,23 @@ def score(pred: np.ndarray, test: TestSet, board: str = "private") -> BoardScore
 
     Args:
         pred: ``(len(test),) float`` predictions in test order; entries off the board may be NaN.
-        test: the test set with truth (``test.table.y``) and categories.
+        test: the test set with truth (``test.expression``, float64) and categories.
         board: ``"public"``, ``"private"`` or ``"full"``.
+
+    Returns:
+        :class:`BoardScore`; ``partial`` (with ``missing``) when a category cannot be scored.
 
     Raises:
         ValueError: wrong length, unknown board, or a prediction on the board that is NaN/inf
             (the message gives how many and the first index).
     """
     pred = np.asarray(pred, dtype=np.float64)
-    truth = np.asarray(test.table.y, dtype=np.float64)
+    truth = test.expression
     if pred.shape != truth.shape:
         raise ValueError(f"predictions have shape {pred.shape}, the test set has {truth.shape[0]} sequences")
     all_ids, cats = board_members(test, board)
-    bad = all_ids[~np.isfinite(pred[all_ids])]
+    used = _used(all_ids, cats)
+    bad = used[~np.isfinite(pred[used])]
     if len(bad):
         raise ValueError(f"{len(bad)} predictions on the {board} board are missing or not finite (first: index {bad[0]})")
     results = {"all": CategoryScore(len(all_ids), pearson(pred[all_ids], truth[all_ids]), spearman(pred[all_ids], truth[all_ids]))}
