@@ -1,66 +1,111 @@
 """KircherLab (DREAM 2022): a GC-corrected 18-class CNN classifier on one-hot 110-nt promoters.
 
-Reproduces the team's write-up ("Predicting gene expression using millions of random promoter
-sequences by KircherLab", sections cited as §) in TensorFlow/Keras, as the team did. Where the
-write-up leaves a detail open, the team's public workflow (github.com/kircherlab, the DREAM 2022
-Snakemake workflow: ``input_data.py``, ``bucket_callibration.py``, ``sequence.py``, ``model.py``,
-``train.py``, ``predict.py`` and the workflow rules) settles it; every such decision is listed
-here. Paper profile = the :class:`KircherLabConfig` defaults:
+Reimplements, in TensorFlow/Keras as the team did, the recipe of the team's write-up ("Predicting
+gene expression using millions of random promoter sequences by KircherLab", sections cited as §)
+as their released workflow ran it. The workflow is in the organisers' repository
+de-Boer-Lab/random-promoter-dream-challenge-2022, ``dream_submissions/KircherLab/code/``:
+``config/config.yaml`` (training ``gc_frac08``, model ``final``: ``standard``, MSE), the rules in
+``workflow/rules/main.smk`` and ``common.smk``, ``workflow/scripts/input_data.py`` and
+``bucket_callibration.py``, ``src/sequence.py``, ``model.py``, ``train.py``, ``predict.py``,
+``prediction.py`` and ``create_submission.py``. Where the write-up and that code disagree, the
+code that produced the submission wins (said at each point). Paper profile = the
+:class:`KircherLabConfig` defaults:
 
-* Labels (§1): expression rounded down into 18 classes 0..17 (the team's ``astype(int)``, i.e.
-  truncation, equal to the floor for the non-negative challenge values; values outside 0..17 are
-  clipped, a value of exactly 17 is class 17), one-hot encoded (``pandas.get_dummies``).
-* Split (§1: "70 % training, 20 % test, 10 % validation"): when :meth:`KircherLab.fit` gets no
-  validation table it holds out a seeded random ``valid_fraction`` = 10 % of ``train``,
-  stratified by class like the team's ``train_test_split(..., stratify=class)`` (their validation
-  set is 10 % of the non-test 80 %, i.e. 8 % of all; the harness already holds out its own test
-  part, so 10 % of what it passes). The harness's validation table, when given, is used as is.
-* GC correction (§1, ``bucket_callibration.py`` as run by the workflow: ``--gc-correction
+* Labels (§1, ``input_data.py``): expression truncated to 18 classes 0..17 (``astype(int)``,
+  the floor for the non-negative challenge values; values outside 0..17 are clipped, exactly 17
+  is class 17), one-hot encoded (``pandas.get_dummies``).
+* Split (§1: "70 % training, 20 % test, 10 % validation"; ``input_data.py``: 20 % test, then
+  10 % of the rest as validation, both stratified by class): when :meth:`KircherLab.fit` gets no
+  validation table it holds out a seeded, class-stratified ``valid_fraction`` = 10 % of
+  ``train`` (the harness holds out its own test part). A validation table, when given, is used
+  as is.
+* GC correction (§1, ``bucket_callibration.py`` as the ``sample`` rule runs it: ``--gc-correction
   --round-digits 1 --without-replacement --bucket-frac 0.8``): GC fraction of every training
-  sequence = (#G + #C) / length, rounded to one decimal (``round_digits``); ``P_all(b)`` = the
-  share of all training rows (the input of the sampling step) in GC bin ``b``. Within each class,
-  ``round(0.8 * n_class)`` rows are drawn without replacement with probability proportional to a
-  per-row weight. The team's code uses the weight ``w = P_all(b)`` -- the frequency of the row's GC
-  bin in all data -- and pandas ``GroupBy.sample(frac=0.8, weights=...)``, i.e. successive
-  (draw-by-draw, renormalised) weighted sampling without replacement; that is
-  ``gc_weighting="overall"``, the default. It favours rows whose GC bin is common overall, which
-  pulls strongly GC-biased classes (the lowest and highest) towards the overall distribution but
-  sharpens already-typical classes around the modal bin. ``gc_weighting="ratio"`` uses the
-  importance weight ``w = P_all(b) / P_c(b)`` (``P_c`` the bin's share within the row's class),
-  under which the class's expected sample follows the overall GC distribution as closely as an
-  80 % draw without replacement allows. We draw with Efraimidis-Spirakis keys (``log(u) / w``,
-  the ``k`` largest per class), which has exactly the distribution of successive weighted sampling
-  (numpy's ``choice(replace=False, p=...)`` that pandas calls); the random stream differs. The
-  sampling runs on the training rows before the length filter, as in the workflow, where the
-  data loader drops non-110-nt rows after sampling.
-* Inputs (§1, ``sequence.py``): keep sequences of exactly 110 nt (adapters included) for training
-  and validation; one-hot A, C, G, T in that channel order (kipoiseq ``ReorderedOneHot``), N (and
-  any IUPAC ambiguity letter, which the harness codes as N) = 0.25 in each channel (kipoiseq's
-  neutral value).
+  sequence = (#G + #C) / length, rounded to one decimal; ``P_all(b)`` = the share of all
+  training rows in GC bin ``b``. Within each class ``round(0.8 * n_class)`` rows are drawn
+  without replacement, each draw proportional to the row's weight ``w = P_all(b)`` (pandas
+  ``GroupBy.sample(frac=0.8, weights="gc_weight")``, i.e. numpy's successive weighted sampling):
+  ``gc_weighting="overall"``. It favours rows whose GC bin is common overall, which pulls the
+  strongly GC-biased (lowest and highest) classes towards the overall distribution but sharpens
+  typical classes around the modal bin. ``gc_weighting="ratio"`` (not the recipe) uses
+  ``w = P_all(b) / P_c(b)``, under which each class's sample follows the overall GC distribution.
+  We draw with Efraimidis-Spirakis keys (``log(u) / w``, the ``k`` largest per class), which has
+  exactly the distribution of successive weighted sampling; the random stream differs. Sampling
+  runs on the rows as given, before any length fitting (the workflow samples the raw split file;
+  the data loader fits lengths afterwards).
+* Inputs (``sequence.py``, ``--fit_sequence`` on every training and prediction of the
+  workflow): every row is kept. A row that is not 110 nt is centred in the plasmid
+  (:func:`fit_to_length`): a shorter one gets the last ``ceil(d/2)`` nt of the 5' vector and the
+  first ``floor(d/2)`` nt of the team's 3' vector (the extra nt of an odd difference on the 5'
+  side), a longer one loses ``ceil(d/2)`` nt at the 5' end and ``floor(d/2)`` at the 3' end. The
+  write-up (§1) says such rows "were removed"; the code that produced the submission kept them
+  (``fit_sequence=False`` gives the write-up's variant for training/validation). The vector is
+  the core's pTpA context (:mod:`harness.data.construct`); the team's 3' vector starts one nt
+  later than the plasmid (see :data:`TEAM_VECTOR_3P`), which we reproduce. One-hot A, C, G, T in
+  that channel order (kipoiseq ``ReorderedOneHot``), N (and any IUPAC ambiguity letter, which
+  the harness codes as N) = 0.25 in each channel (kipoiseq's neutral value).
 * Model (§2 Table 1, ``model.py::standard``): Conv1D 250 k7 -> BN -> Conv1D 250 k8 -> BN ->
   MaxPool 2 -> Dropout 0.1 -> Conv1D 250 k3 -> BN -> Conv1D 100 k2 -> BN -> MaxPool 1 -> Dropout
   0.1 -> Flatten (45 x 100 = 4,500) -> Dense 300 sigmoid -> Dropout 0.3 -> Dense 300 sigmoid ->
-  Dense 18 linear; "valid" padding, Keras default initialisers. 2,194,768 parameters, 2,193,068
-  trainable (§2). Activations: Table 1 labels all four convolutions "softmax", the code gives the
-  first one ReLU and the other three softmax (over the channel axis); we follow the code (Keras's
-  model summary, which the table otherwise reproduces, prints no activations, so that column was
-  presumably added by hand), and ``conv_activations`` can select the table's variant.
-* Training (§3, ``train.py``, workflow rule ``train``): MSE between the 18 linear outputs and the
-  one-hot class, Adam (lr 1e-3), batch 1024, shuffled every epoch, at most 100 epochs, early
-  stopping on the validation loss (patience 10) with the best epoch's weights restored (Keras 3
-  restores them also when the epoch cap ends the fit; Keras 2 only on an early stop, which is how
-  the team's run ended). Metrics logged: MAE and categorical accuracy ("acc").
+  Dense 18 linear; "valid" padding, Keras default initialisers, BatchNorm momentum 0.99 and
+  epsilon 1e-3. 2,194,768 parameters, 2,193,068 trainable (§2; the same count as the team's
+  model). Activations: Table 1 labels all four convolutions "softmax", the code gives the first
+  one ReLU and the other three softmax (over the channel axis); we follow the code
+  (``conv_activations`` can select the table's variant).
+* Training (§3, ``train.py`` as the ``train`` rule runs it: ``--batch-size 1024 --epochs 100
+  --learning-rate 0.001 --no-learning-rate-sheduler --use-early-stopping --loss MSE``, model
+  mode classification): MSE between the 18 linear outputs and the one-hot class, Adam (lr 1e-3,
+  Keras defaults otherwise), batch 1024, reshuffled every epoch, at most 100 epochs, early
+  stopping on the validation loss (patience 10) with the best weights restored when it stops the
+  fit (TF 2.6 semantics; ``restore_best_at_end``). Metrics logged: MSE, MAE, MAPE and
+  categorical accuracy ("acc"). Float32 throughout, TensorFloat-32 off (``precision="fp32"``):
+  the team used no mixed-precision policy and a V100, which has no TF32.
 * Small fits: the softmax convolutions' outputs vary far less than BatchNorm's epsilon (1e-3), and
   the moving statistics start at variance 1 with momentum 0.99, so inference-mode outputs only
   match training mode after ~700 updates. The paper recipe makes ~3,800 per epoch on the full data;
   a fit of a few dozen updates predicts one near-constant value. The ``cpu`` profile therefore
   uses batch 128 and ``bn_momentum=0.9`` (see ``configs/kircherlab.toml``).
-* Prediction (§3): the weighted mean of the class indices 0..17 with the 18 outputs as weights,
+* Prediction (§3, ``predict.py --fit_sequence``, ``create_submission.py --method
+  weightedmean``): every row centred in the plasmid as above (never padded with N), then the
+  weighted mean of the class indices 0..17 with the 18 outputs as weights,
   ``numpy.average(range(18), weights=outputs)`` per row (see :func:`weighted_class_mean` for
-  negative and zero-sum weights). Every row is predicted: a sequence that is not 110 nt is
-  centred on 110 nt like the team's ``fit_sequence`` option (the extra nt of an odd difference
-  on the 5' side) but padded with N, not the plasmid vector (:func:`fit_to_length`; the
-  challenge test set is all 110 nt).
+  zero-sum weights). No test-time augmentation, no further post-processing.
+
+Fidelity: what still differs from the team's released code, and why.
+
+==================  ========================================================  ================================
+Aspect              Difference (why)                                          Expected effect
+==================  ========================================================  ================================
+Architecture        none: same layers, shapes, activations (the code's),      none
+                    BatchNorm settings and initialisers; 2,194,768
+                    parameters, as the team's
+Framework           Keras 3 / TensorFlow 2.21 instead of Keras / TensorFlow   float round-off only
+                    2.6.2 (pinned in ``workflow/envs/tensorflow.yml``; it
+                    does not install on current Python); same layer maths
+Data: split         the harness gives ``train``; 10 % of it is held out for   validation set is 10 % of train,
+                    early stopping (team: 10 % of their 80 % non-test part),  not 8 % of all data
+                    seeded by ``seed``, not ``random_state=1``
+Data: GC sampling   same weights and law; Efraimidis-Spirakis keys seeded by  other rows drawn, same
+                    ``seed`` instead of numpy's global stream (seed 42)       distribution
+Data: lengths       none: non-110-nt rows kept and centred in the plasmid     none
+                    (``fit_sequence``), the team's 3' vector offset included
+Loss, optimizer     none: MSE; Adam lr 1e-3, betas 0.9 / 0.999, epsilon 1e-7  none
+Schedule            none: batch 1024, at most 100 epochs, no LR schedule,     none
+                    early stopping patience 10 with TF 2.6 restore semantics
+Determinism         op determinism only on the CPU; the team set              run-to-run noise on GPUs only
+                    ``TF_DETERMINISTIC_OPS=1`` (GPUs too) and one CPU thread
+Devices             one device (``OneDeviceStrategy``); the team's            none on one GPU (the team's GPU
+                    ``MirroredStrategy`` split each 1024-row batch over       count is not stated)
+                    every visible GPU
+Augmentation, TTA   none, as the team                                         none
+Post-processing     a row whose 18 outputs sum to exactly 0 gets its argmax   only where the team's code would
+                    (``numpy.average`` raises there)                          crash
+Precision           none in ``paper`` (float32, TF32 off). ``paper-fast``     ``paper-fast`` only: TF32
+                    turns TF32 on and is not the recipe. Mixed float16 is     rounding in matmuls and convs
+                    not offered: untested on this model, whose softmax-
+                    convolution outputs (about 1/250 each, small spread) lie
+                    near float16's resolution
+==================  ========================================================  ================================
 
 TensorFlow is imported lazily (:func:`import_tensorflow`), with its C++ and Python log output
 silenced unless the caller set ``TF_CPP_MIN_LOG_LEVEL`` first, so harness commands that never
@@ -81,6 +126,7 @@ from typing import Any
 import numpy as np
 
 from harness.data import encoding
+from harness.data.construct import VECTOR_DOWNSTREAM, VECTOR_UPSTREAM
 from harness.data.table import SeqTable
 from harness.io import read_json, write_json
 from harness.method import Method, MethodConfig, require_targets
@@ -91,6 +137,17 @@ N_CLASSES = 18
 #: one-hot value of every channel at an N (or padding) position (kipoiseq's neutral value).
 N_VALUE = 0.25
 _GC_WEIGHTINGS = ("overall", "ratio")
+_PRECISIONS = ("fp32", "tf32")
+#: plasmid 5' of the 110-nt frame, as the team's ``vector_left`` ends (``sequence.py``; the team's
+#: string is 338 nt, the core's 120 nt are its last 120, more than any 110-nt centring uses).
+TEAM_VECTOR_5P = VECTOR_UPSTREAM
+#: plasmid 3' of the 110-nt frame, as the team's ``vector_right`` starts: ``CTTAATTAAA...``, i.e.
+#: the pTpA sequence after the 13-nt flank *without its first nt* (the core's
+#: :data:`~harness.data.construct.VECTOR_DOWNSTREAM` starts ``TCTTAATTAA``). Reproduced as the
+#: team's code has it, since that code padded the rows the submission was trained on.
+TEAM_VECTOR_3P = VECTOR_DOWNSTREAM[1:]
+_VECTOR_5P_CODES = encoding.encode([TEAM_VECTOR_5P])[0][0]
+_VECTOR_3P_CODES = encoding.encode([TEAM_VECTOR_3P])[0][0]
 _DEVICES = ("auto", "cpu", "cuda", "gpu", "tpu", "mps")
 
 
@@ -100,8 +157,12 @@ class KircherLabConfig(MethodConfig):
     them: scaled-down settings live in ``configs/kircherlab.toml`` profiles.
 
     Attributes:
-        seq_len: model input length in nt; training/validation rows of any other length are
-            dropped (§1: 110, adapters included).
+        seq_len: model input length in nt (§1: 110, adapters included).
+        fit_sequence: training/validation rows that are not ``seq_len`` nt are kept and centred
+            in the plasmid (:func:`fit_to_length`), as the workflow that produced the submission
+            did (``config.yaml``: ``fit_sequence: True`` in every training; ``train.py
+            --fit_sequence``). ``False`` drops them instead, as the write-up §1 says. Prediction
+            always centres every row in the plasmid (the workflow's ``predict.py --fit_sequence``).
         n_classes: expression classes 0..n_classes-1 (§1: 18).
         gc_correction: GC-corrected sampling of the training rows (§1: on).
         gc_weighting: ``"overall"`` (team's code: weight = overall share of the row's GC bin) or
@@ -127,12 +188,20 @@ class KircherLabConfig(MethodConfig):
         patience: early stopping on validation loss, best weights restored (§3: 10).
         max_train_seconds: wall-clock training budget in s, checked after every batch; 0 = none
             (CPU profiles only; not part of the recipe).
+        restore_best_at_end: also restore the best epoch's weights when the fit ends by the
+            epoch cap or the time budget. The team's TensorFlow 2.6 ``EarlyStopping`` restored
+            them only on an early stop (``False``, the recipe); Keras 3 always restores them.
+        precision: ``"fp32"`` (the recipe: float32 everywhere and TensorFloat-32 off, as on the
+            team's V100, which has no TF32) or ``"tf32"`` (TensorFloat-32 matmuls/convolutions
+            on Ampere and newer GPUs; a speed setting, not the recipe). TensorFlow's TF32 switch
+            is process-wide; it is set at every fit and prediction.
         eval_batch_size: rows per forward pass for validation/prediction (engineering only).
         deterministic: enable TensorFlow op determinism when running on the CPU.
         progress: print Keras's one line per epoch (``verbose=2``, as the team's ``train.py``).
     """
 
     seq_len: int = 110
+    fit_sequence: bool = True
     n_classes: int = N_CLASSES
     gc_correction: bool = True
     gc_weighting: str = "overall"
@@ -153,6 +222,8 @@ class KircherLabConfig(MethodConfig):
     max_epochs: int = 100
     patience: int = 10
     max_train_seconds: float = 0.0
+    restore_best_at_end: bool = False
+    precision: str = "fp32"
     eval_batch_size: int = 1024
     deterministic: bool = True
     progress: bool = True
@@ -177,6 +248,8 @@ class KircherLabConfig(MethodConfig):
             raise ValueError(f"kircherlab: patience must be >= 0, got {self.patience}")
         if min(self.conv_filters + self.conv_kernels + self.block_pools + self.dense_units, default=1) < 1:
             raise ValueError("kircherlab: filters, kernels, pools and dense units must be >= 1")
+        if self.precision not in _PRECISIONS:
+            raise ValueError(f"kircherlab: precision must be one of {_PRECISIONS}, got {self.precision!r}")
         if self.gc_weighting not in _GC_WEIGHTINGS:
             raise ValueError(f"kircherlab: gc_weighting must be one of {_GC_WEIGHTINGS}, got {self.gc_weighting!r}")
         if not 0 < self.bucket_fraction <= 1:
@@ -347,29 +420,52 @@ def gc_corrected_sample(classes: np.ndarray, bins: np.ndarray, fraction: float =
 # inputs and the post-processing (§1, §3)
 # ----------------------------------------------------------------------------------------------
 def fit_to_length(codes: np.ndarray, lengths: np.ndarray, target: int = 110) -> np.ndarray:
-    """Centre every sequence on ``target`` nt (prediction only; the team's ``fit_sequence``).
+    """Centre every sequence on ``target`` nt inside the plasmid, as the team's data loader does
+    with ``fit_sequence`` (``sequence.py::StringDreamChallange1D.__getitem__``; every training of
+    the workflow's ``config.yaml`` sets it, so it applies to training, validation and test rows).
 
-    A shorter sequence gets ``ceil(d / 2)`` N before and ``floor(d / 2)`` N after it (``d`` the
-    missing nt; the team pads with the plasmid vector instead); a longer one loses
-    ``ceil(d / 2)`` nt at the 5' end and the rest at the 3' end. A ``target``-nt row is unchanged.
+    With ``d = |target - length|``:
+
+    * shorter: the last ``ceil(d / 2)`` nt of :data:`TEAM_VECTOR_5P` go before the sequence and
+      the first ``floor(d / 2)`` nt of :data:`TEAM_VECTOR_3P` after it (the extra nt of an odd
+      difference on the 5' side);
+    * longer: ``ceil(d / 2)`` nt are cut at the 5' end and ``floor(d / 2)`` at the 3' end (the
+      team's ``seq[ceil(d / 2) : target + ceil(d / 2)]``);
+    * ``target`` nt: unchanged.
 
     Args:
-        codes: ``(N, W) uint8`` codes; lengths: ``(N,)`` lengths in nt.
-        target: output length.
+        codes: ``(N, W) uint8`` codes (PAD-filled beyond each length); lengths: ``(N,)`` in nt.
+        target: output length in nt.
 
     Returns:
-        ``(N, target) uint8`` codes (N = ``encoding.N`` where padded).
+        ``(N, target) uint8`` codes.
+
+    Raises:
+        ValueError: a sequence needs more plasmid than the core provides (more than 120 nt 5' or
+            119 nt 3', i.e. a sequence more than 239 nt shorter than ``target``).
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     n = len(codes)
     missing = target - lengths
-    half = (np.abs(missing) + 1) // 2
+    half = (np.abs(missing) + 1) // 2  # ceil(|d| / 2)
+    pad5 = np.where(missing > 0, half, 0)
+    pad3 = np.where(missing > 0, missing - half, 0)
+    if n and (pad5.max() > len(_VECTOR_5P_CODES) or pad3.max() > len(_VECTOR_3P_CODES)):
+        raise ValueError(f"kircherlab: a sequence of {int(lengths.min())} nt needs {int(pad5.max())} nt of 5' and "
+                         f"{int(pad3.max())} nt of 3' plasmid to reach {target} nt; the construct provides "
+                         f"{len(_VECTOR_5P_CODES)} and {len(_VECTOR_3P_CODES)}")
     shift = np.where(missing > 0, half, -half)  # output column c reads source column c - shift
-    src = np.arange(target)[None, :] - shift[:, None]
+    cols = np.arange(target)[None, :]
+    src = cols - shift[:, None]
     inside = (src >= 0) & (src < np.minimum(lengths, codes.shape[1])[:, None])
     out = np.full((n, target), encoding.N, dtype=np.uint8)
     rows = np.broadcast_to(np.arange(n)[:, None], (n, target))
     out[inside] = codes[rows[inside], src[inside]]
+    left = cols < pad5[:, None]  # 5' plasmid: column c takes vector5[len - pad5 + c]
+    out[left] = _VECTOR_5P_CODES[(len(_VECTOR_5P_CODES) - pad5[:, None] + cols)[left]]
+    end = (pad5 + np.minimum(lengths, target))[:, None]
+    right = (cols >= end) & (missing[:, None] > 0)  # 3' plasmid: column c takes vector3[c - end]
+    out[right] = _VECTOR_3P_CODES[(cols - end)[right]]
     return out
 
 
@@ -533,6 +629,20 @@ def resolve_strategy(device: str = "auto") -> tuple[Any, str]:
     return tf.distribute.OneDeviceStrategy("/gpu:0"), "gpu"
 
 
+def apply_precision(precision: str = "fp32") -> None:
+    """Set TensorFlow's process-wide TensorFloat-32 switch: off for ``"fp32"`` (the recipe; the
+    team trained on a V100, which has no TF32, with no Keras mixed-precision policy), on for
+    ``"tf32"``. TensorFlow turns TF32 on by default, so on an Ampere or newer GPU a float32 model
+    would otherwise run its matmuls and convolutions with 10-bit mantissas. No effect on CPUs.
+
+    Raises:
+        ValueError: unknown ``precision``.
+    """
+    if precision not in _PRECISIONS:
+        raise ValueError(f"kircherlab: precision must be one of {_PRECISIONS}, got {precision!r}")
+    import_tensorflow().config.experimental.enable_tensor_float_32_execution(precision == "tf32")
+
+
 # ----------------------------------------------------------------------------------------------
 # model (§2)
 # ----------------------------------------------------------------------------------------------
@@ -561,27 +671,33 @@ def build_network(config: KircherLabConfig | None = None):
 
     Input ``(B, seq_len, 4) float32`` one-hot (NLC); output ``(B, n_classes) float32`` linear
     class scores. Layer names follow the team's (``conv1``..``conv4``, ``maxpool1``/``2``).
-    Weights use Keras's default initialisers and the current Keras seed.
+    Weights use Keras's default initialisers and the current Keras seed. Every layer is float32
+    explicitly, whatever global Keras mixed-precision policy the process has set (the team's
+    TensorFlow 2.6 run used none).
     """
     cfg = config if config is not None else KircherLabConfig()
     tf = import_tensorflow()
     layers = tf.keras.layers
-    inputs = tf.keras.Input(shape=(cfg.seq_len, 4), name="input")
+    f32 = "float32"
+    inputs = tf.keras.Input(shape=(cfg.seq_len, 4), dtype=f32, name="input")
     x = inputs
     for i, (filters, kernel, act) in enumerate(zip(cfg.conv_filters, cfg.conv_kernels, cfg.conv_activations)):
-        x = layers.Conv1D(filters, kernel, strides=1, padding="valid", activation=act, name=f"conv{i + 1}")(x)
-        x = layers.BatchNormalization(momentum=cfg.bn_momentum, name=f"bn{i + 1}")(x)
+        x = layers.Conv1D(filters, kernel, strides=1, padding="valid", activation=act, dtype=f32,
+                          name=f"conv{i + 1}")(x)
+        x = layers.BatchNormalization(momentum=cfg.bn_momentum, dtype=f32, name=f"bn{i + 1}")(x)
         if i % 2 == 1:
             block = i // 2
-            x = layers.MaxPooling1D(pool_size=cfg.block_pools[block], name=f"maxpool{block + 1}")(x)
-            x = layers.Dropout(cfg.conv_dropout, name=f"dropout{block + 1}")(x)
-    x = layers.Flatten(name="flatten")(x)
+            x = layers.MaxPooling1D(pool_size=cfg.block_pools[block], dtype=f32, name=f"maxpool{block + 1}")(x)
+            x = layers.Dropout(cfg.conv_dropout, dtype=f32, name=f"dropout{block + 1}")(x)
+    x = layers.Flatten(dtype=f32, name="flatten")(x)
     for j, units in enumerate(cfg.dense_units):
         if j > 0:
-            x = layers.Dropout(cfg.dense_dropout, name=f"dense_dropout{j}")(x)
-        x = layers.Dense(units, activation=cfg.dense_activation, name=f"dense{j + 1}")(x)
-    outputs = layers.Dense(cfg.n_classes, activation="linear", name="classes")(x)
-    return tf.keras.Model(inputs=inputs, outputs=outputs, name="kircherlab_standard")
+            x = layers.Dropout(cfg.dense_dropout, dtype=f32, name=f"dense_dropout{j}")(x)
+        x = layers.Dense(units, activation=cfg.dense_activation, dtype=f32, name=f"dense{j + 1}")(x)
+    outputs = layers.Dense(cfg.n_classes, activation="linear", dtype=f32, name="classes")(x)
+    model = tf.keras.Model(inputs=inputs, outputs=outputs, name="kircherlab_standard")
+    model.dtype_policy = f32  # the model takes the global policy otherwise
+    return model
 
 
 def _make_dataset(codes: np.ndarray, classes: np.ndarray | None, config: KircherLabConfig, batch_size: int,
@@ -608,6 +724,27 @@ def _make_dataset(codes: np.ndarray, classes: np.ndarray | None, config: Kircher
         ds = ds.map(lambda c, k: (encode(c), tf.one_hot(k, n_classes, dtype=tf.float32)),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _early_stopping_callback(patience: int, restore_at_end: bool):
+    """Early stopping on ``val_loss`` with the best epoch's weights restored as the team's
+    TensorFlow 2.6 ``EarlyStopping(patience=10, restore_best_weights=True)`` did: only when the
+    patience runs out (``restore_at_end=False``); with ``restore_at_end=True`` also when the fit
+    ends otherwise (epoch cap, time budget), as Keras 3 does. After the fit, ``restored`` says
+    whether the best weights were put back (then ``best_epoch`` is the model's epoch)."""
+    tf = import_tensorflow()
+
+    class TeamEarlyStopping(tf.keras.callbacks.EarlyStopping):
+        def __init__(self) -> None:
+            super().__init__(monitor="val_loss", patience=patience, restore_best_weights=True)
+            self.restored = False
+
+        def on_train_end(self, logs=None):
+            self.restored = self.best_weights is not None and (self.stopped_epoch > 0 or restore_at_end)
+            if self.restored:
+                self.model.set_weights(self.best_weights)
+
+    return TeamEarlyStopping()
 
 
 def _time_budget_callback(seconds: float):
@@ -643,8 +780,10 @@ class PreparedData:
         train_codes, valid_codes: ``(N, seq_len) uint8`` codes of the kept rows.
         train_classes, valid_classes: ``(N,) int64`` classes 0..17.
         stats: row counts of every step (``rows_train``, ``rows_valid``, ``gc_sampled``,
-            ``dropped_length_train``, ``dropped_length_valid``, ``kept_train``, ``kept_valid``) and
-            ``class_counts_train``.
+            ``fitted_length_train``/``fitted_length_valid`` (rows centred in the plasmid because
+            they are not ``seq_len`` nt; ``fit_sequence``), ``dropped_length_train``/
+            ``dropped_length_valid`` (rows dropped for it; ``fit_sequence=False``),
+            ``kept_train``, ``kept_valid``) and ``class_counts_train``.
     """
 
     train_codes: np.ndarray
@@ -682,8 +821,10 @@ def split_train_valid(classes: np.ndarray, valid_fraction: float, seed: int) -> 
 
 def prepare_data(train: SeqTable, valid: SeqTable | None, config: KircherLabConfig, seed: int = 0) -> PreparedData:
     """The §1 data steps of a fit, in the team's order: classes; validation split when ``valid``
-    is None; GC-corrected 80 % sampling of the training rows; then the 110-nt length filter on
-    training and validation rows (the validation rows are not GC-sampled).
+    is None; GC-corrected 80 % sampling of the training rows (GC of the rows as given); then,
+    in the team's data loader, rows that are not ``seq_len`` nt are centred in the plasmid
+    (``fit_sequence``, the recipe; :func:`fit_to_length`) or dropped (``fit_sequence=False``,
+    the write-up's text). The validation rows are not GC-sampled.
 
     Raises:
         ValueError: a table has no targets, or no training / validation row is left.
@@ -704,15 +845,23 @@ def prepare_data(train: SeqTable, valid: SeqTable | None, config: KircherLabConf
         keep = gc_corrected_sample(classes, bins, cfg.bucket_fraction, cfg.gc_weighting, seed)
         train, classes = train.subset(keep), classes[keep]
     stats["gc_sampled"] = len(train)
-    ok_tr = np.asarray(train.lengths) == cfg.seq_len
-    ok_va = np.asarray(valid.lengths) == cfg.seq_len
-    stats["dropped_length_train"], stats["dropped_length_valid"] = int((~ok_tr).sum()), int((~ok_va).sum())
+    other_tr = np.asarray(train.lengths) != cfg.seq_len
+    other_va = np.asarray(valid.lengths) != cfg.seq_len
+    if cfg.fit_sequence:
+        stats["fitted_length_train"], stats["fitted_length_valid"] = int(other_tr.sum()), int(other_va.sum())
+        stats["dropped_length_train"] = stats["dropped_length_valid"] = 0
+        ok_tr, ok_va = np.ones(len(train), dtype=bool), np.ones(len(valid), dtype=bool)
+    else:
+        stats["fitted_length_train"] = stats["fitted_length_valid"] = 0
+        stats["dropped_length_train"], stats["dropped_length_valid"] = int(other_tr.sum()), int(other_va.sum())
+        ok_tr, ok_va = ~other_tr, ~other_va
     stats["kept_train"], stats["kept_valid"] = int(ok_tr.sum()), int(ok_va.sum())
     if not ok_tr.any() or not ok_va.any():
-        raise ValueError(f"kircherlab.fit: {stats['kept_train']} training / {stats['kept_valid']} validation rows of "
-                         f"{cfg.seq_len} nt left; need >= 1 each")
-    train_codes = np.ascontiguousarray(train.codes[ok_tr][:, : cfg.seq_len])
-    valid_codes = np.ascontiguousarray(valid.codes[ok_va][:, : cfg.seq_len])
+        why = "" if cfg.fit_sequence else f" (fit_sequence=False keeps only rows of {cfg.seq_len} nt)"
+        raise ValueError(f"kircherlab.fit: {stats['kept_train']} training / {stats['kept_valid']} validation rows "
+                         f"left{why}; need >= 1 each")
+    train_codes = fit_to_length(train.codes[ok_tr], np.asarray(train.lengths)[ok_tr], cfg.seq_len)
+    valid_codes = fit_to_length(valid.codes[ok_va], np.asarray(valid.lengths)[ok_va], cfg.seq_len)
     classes, valid_classes = classes[ok_tr], valid_classes[ok_va]
     stats["class_counts_train"] = np.bincount(classes, minlength=cfg.n_classes).tolist()
     return PreparedData(train_codes, classes, valid_codes, valid_classes, stats)
@@ -758,16 +907,22 @@ class KircherLab(Method):
 
     def build_model(self):
         """A freshly initialised, compiled network for this config under this method's device
-        strategy, seeded by ``seed`` (Keras default initialisers). Compiled as §3 / ``train.py``:
-        MSE loss, Adam(lr), metrics MAE and categorical accuracy (``"acc"``)."""
+        strategy, seeded by ``seed`` (Keras default initialisers), with TensorFloat-32 set by
+        ``precision`` (:func:`apply_precision`). Compiled as §3 / ``train.py``: MSE loss,
+        Adam(lr), the team's metrics ``["mse", "mae", "mape", "acc"]`` ("acc" resolves to
+        categorical accuracy for one-hot targets)."""
         tf = import_tensorflow()
         strategy = self.strategy()
         self._seed_everything()
+        apply_precision(self.config.precision)
         with strategy.scope():
             model = build_network(self.config)
             model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=self.config.lr),
                           loss=tf.keras.losses.MeanSquaredError(),
-                          metrics=[tf.keras.metrics.MeanAbsoluteError(name="mae"),
+                          auto_scale_loss=False,  # no loss scaling even under a global mixed policy
+                          metrics=[tf.keras.metrics.MeanSquaredError(name="mse"),
+                                   tf.keras.metrics.MeanAbsoluteError(name="mae"),
+                                   tf.keras.metrics.MeanAbsolutePercentageError(name="mape"),
                                    tf.keras.metrics.CategoricalAccuracy(name="acc")])
         return model
 
@@ -785,9 +940,11 @@ class KircherLab(Method):
 
         Args:
             train: training rows with ``y`` (expression 0..17). GC-sampled (80 % of each class),
-                then rows that are not ``seq_len`` nt are dropped.
-            valid: optional validation rows (only the length filter); without it a seeded,
-                class-stratified ``valid_fraction`` of ``train`` is held out first.
+                then rows that are not ``seq_len`` nt are centred in the plasmid
+                (``fit_sequence``; dropped with ``fit_sequence=False``).
+            valid: optional validation rows (not GC-sampled; lengths handled as ``train``'s);
+                without it a seeded, class-stratified ``valid_fraction`` of ``train`` is held
+                out first.
 
         Raises:
             ValueError: missing targets, or no training/validation row left.
@@ -802,7 +959,7 @@ class KircherLab(Method):
         train_ds = _make_dataset(data.train_codes, data.train_classes, cfg, cfg.batch_size,
                                  shuffle_seed=self.seed, drop_remainder=drop)
         valid_ds = _make_dataset(data.valid_codes, data.valid_classes, cfg, cfg.eval_batch_size, drop_remainder=drop)
-        early = tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)
+        early = _early_stopping_callback(cfg.patience, cfg.restore_best_at_end)
         callbacks = [early]
         budget = _time_budget_callback(cfg.max_train_seconds) if cfg.max_train_seconds > 0 else None
         if budget is not None:
@@ -813,7 +970,7 @@ class KircherLab(Method):
         self.history = [{k: _finite_or_none(v[i]) for k, v in result.history.items()} for i in range(epochs)]
         if budget is not None and budget.exhausted and self.history:
             self.history[-1]["stopped_by_time_budget"] = True
-        self.best_epoch = int(early.best_epoch) if early.best_weights is not None else (epochs - 1 if epochs else None)
+        self.best_epoch = int(early.best_epoch) if early.restored else (epochs - 1 if epochs else None)
         self.model = model
 
     def predict_outputs(self, seqs: SeqTable) -> np.ndarray:
@@ -829,6 +986,7 @@ class KircherLab(Method):
         cfg = self.config
         if len(seqs) == 0:
             return np.zeros((0, cfg.n_classes), dtype=np.float32)
+        apply_precision(cfg.precision)
         codes = fit_to_length(seqs.codes, seqs.lengths, cfg.seq_len)
         n = len(codes)
         if self.device_kind == "tpu":  # static batch shapes: pad to whole batches, cut afterwards
@@ -858,9 +1016,27 @@ class KircherLab(Method):
                                            "device_kind": self.device_kind, "history": self.history})
 
     def _load_state(self, path: Path) -> None:
-        tf = import_tensorflow()
+        """Rebuild this config's network (:func:`build_network`, under the device strategy) and
+        read only its weights from ``model.keras`` (``Model.load_weights``: the HDF5 weight store
+        inside the archive). The architecture and objects the archive describes are never
+        deserialised (no ``keras.models.load_model``), so a planted or edited file can run no
+        layer, lambda or custom-object code; it can only fail to fit the network.
+
+        Raises:
+            FileNotFoundError: ``model.keras`` is missing, a link or not a regular file.
+            ValueError: its weights do not fit this config's network (the message names the file).
+        """
+        weights = path / "model.keras"
+        if weights.is_symlink() or not weights.is_file():
+            raise FileNotFoundError(f"{weights}: missing or not a regular file (links are not followed)")
         with self.strategy().scope():
-            self.model = tf.keras.models.load_model(path / "model.keras", compile=False)
+            model = build_network(self.config)
+            try:
+                model.load_weights(weights)
+            except Exception as exc:  # noqa: BLE001 - Keras raises ValueError/KeyError/OSError for a bad store
+                raise ValueError(f"{weights}: weights do not fit the {self.config.seq_len}-nt kircherlab network "
+                                 f"of this config ({type(exc).__name__}: {exc})") from exc
+        self.model = model
         meta_path = path / "history.json"
         if meta_path.is_file():
             meta = read_json(meta_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -13,8 +14,11 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from harness import registry  # noqa: E402
+from harness.data.construct import VECTOR_DOWNSTREAM, VECTOR_UPSTREAM  # noqa: E402
+from harness.data.encoding import decode  # noqa: E402
 from harness.data.table import SeqTable  # noqa: E402
-from submissions.kircherlab import (KircherLab, KircherLabConfig, _make_dataset, build_network,  # noqa: E402
+from submissions.kircherlab import (TEAM_VECTOR_3P, TEAM_VECTOR_5P, KircherLab, KircherLabConfig,  # noqa: E402
+                                    _early_stopping_callback, _make_dataset, apply_precision, build_network,
                                     expression_classes, fit_to_length, gc_bins, gc_corrected_sample, gc_fraction,
                                     gc_sampling_weights, one_hot_classes, one_hot_inputs, parameter_counts,
                                     prepare_data, resolve_strategy, split_train_valid,
@@ -51,7 +55,7 @@ def test_paper_parameter_counts(paper_net):
     assert parameter_counts() == (2_194_768, 2_193_068)
     method = KircherLab()
     assert method.num_parameters() == 2_193_068 and method.total_parameters() == 2_194_768
-    # the paper profile is the defaults, and the cpu profile keeps the exact architecture
+    # the paper profile is the defaults, and the cpu profile keeps the team's architecture
     assert registry.load_profile("kircherlab", "paper").config == KircherLabConfig()
     cpu = registry.load_profile("kircherlab", "cpu").config
     assert parameter_counts(cpu) == (2_194_768, 2_193_068)
@@ -84,6 +88,78 @@ def test_config_validation_and_list_round_trip():
         KircherLabConfig(block_pools=(2,))
     with pytest.raises(ValueError, match="bucket_fraction"):
         KircherLabConfig(bucket_fraction=0)
+
+
+def test_paper_profile_is_fp32_recipe_and_paper_fast_only_adds_speed():
+    paper = registry.load_profile("kircherlab", "paper").config
+    assert paper.precision == "fp32" and paper.fit_sequence and not paper.restore_best_at_end
+    fast = registry.load_profile("kircherlab", "paper-fast").config
+    assert fast.precision == "tf32"
+    changed = {k for k, v in vars(fast).items() if getattr(paper, k) != v}
+    assert changed <= {"precision", "eval_batch_size"}  # nothing that changes what is learned but TF32
+    with pytest.raises(ValueError, match="precision"):
+        KircherLabConfig(precision="mixed_float16")
+
+
+def test_precision_sets_tf32_and_layers_stay_float32_under_a_global_mixed_policy():
+    tiny = KircherLabConfig(conv_filters=(4, 4), conv_kernels=(3, 2), conv_activations=("relu", "softmax"),
+                            block_pools=(2,), dense_units=(8,), seq_len=20, precision="tf32")
+    try:
+        KircherLab(tiny, device="cpu").build_model()
+        assert tf.config.experimental.tensor_float_32_execution_enabled()
+        # TensorFlow enables TF32 by default; the recipe turns it off (the team's V100 had none)
+        KircherLab(dataclasses.replace(tiny, precision="fp32"), device="cpu").build_model()
+        assert not tf.config.experimental.tensor_float_32_execution_enabled()
+        tf.keras.mixed_precision.set_global_policy("mixed_float16")
+        model = KircherLab(tiny, device="cpu").build_model()
+        assert {layer.compute_dtype for layer in model.layers[1:]} == {"float32"}  # [0]: the input
+        assert model.dtype_policy.name == "float32" and {w.dtype for w in model.weights} == {"float32"}
+        assert type(model.optimizer).__name__ == "Adam"  # no LossScaleOptimizer
+        assert model(np.zeros((1, 20, 4), dtype=np.float32)).dtype == tf.float32
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")
+        apply_precision("fp32")
+
+
+class _StubModel:
+    """Just enough of a Keras model for the early-stopping callback: one weight per epoch."""
+
+    def __init__(self) -> None:
+        self.weights = [np.array(-1.0)]
+        self.stop_training = False
+
+    def get_weights(self):
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        self.weights = [np.array(w) for w in weights]
+
+
+def _run_early_stopping(val_losses, patience, restore_at_end):
+    cb = _early_stopping_callback(patience, restore_at_end)
+    model = _StubModel()
+    cb.set_model(model)
+    cb.on_train_begin()
+    for epoch, loss in enumerate(val_losses):
+        model.weights = [np.array(float(epoch))]  # the weights after this epoch
+        cb.on_epoch_end(epoch, {"val_loss": loss})
+        if model.stop_training:
+            break
+    cb.on_train_end()
+    return cb, float(model.weights[0]), epoch
+
+
+def test_early_stopping_restores_like_tensorflow_2_6():
+    # the epoch cap ends the fit (no early stop): TF 2.6 keeps the last epoch's weights
+    cb, weights, last = _run_early_stopping([1.0, 0.5, 0.7], patience=10, restore_at_end=False)
+    assert not cb.restored and weights == 2.0 and last == 2
+    # Keras 3 behaviour (cpu profile): the best epoch's weights
+    cb, weights, _ = _run_early_stopping([1.0, 0.5, 0.7], patience=10, restore_at_end=True)
+    assert cb.restored and weights == 1.0 and cb.best_epoch == 1
+    # patience runs out: both restore the best epoch
+    for restore_at_end in (False, True):
+        cb, weights, last = _run_early_stopping([1.0, 0.5, 0.7, 0.8, 0.2], patience=2, restore_at_end=restore_at_end)
+        assert cb.restored and weights == 1.0 and last == 3
 
 
 # ----------------------------------------------------------------------------------------------
@@ -214,16 +290,46 @@ def test_weighted_mean_zero_sum_row_falls_back_to_argmax():
     assert got.tolist() == [9.0, 0.0, 4.0]
 
 
-def test_fit_to_length_centres_like_team():
-    table = SeqTable.from_strings(["A" * 110, "C" * 108, "G" * 107, "T" * 113])
-    out = fit_to_length(table.codes, table.lengths, 110)
-    assert out.shape == (4, 110) and out.dtype == np.uint8
-    np.testing.assert_array_equal(out[0], np.zeros(110))
-    assert (out[1, :1] == 4).all() and (out[1, 1:109] == 1).all() and (out[1, 109:] == 4).all()
-    assert (out[2, :2] == 4).all() and (out[2, 2:109] == 2).all() and (out[2, 109:] == 4).all()
-    assert (out[3] == 3).all()
-    marked = SeqTable.from_strings(["ACG" + "T" * 110])  # 113 nt: 2 nt cut at 5', 1 at 3'
-    assert fit_to_length(marked.codes, marked.lengths, 110)[0, 0] == 2
+def _team_fit(seq: str, target: int = 110) -> str:
+    """The team's ``fit_sequence`` centring (``sequence.py``), restated on strings: the missing or
+    surplus nt ``d`` split ceil/floor, the ceil part at the 5' end, padding taken from the end of
+    the 5' vector and the start of the 3' vector."""
+    missing = target - len(seq)
+    left = -(-abs(missing) // 2)
+    if missing < 0:
+        return seq[left:target + left]
+    if missing > 0:
+        return TEAM_VECTOR_5P[len(TEAM_VECTOR_5P) - left:] + seq + TEAM_VECTOR_3P[:missing - left]
+    return seq
+
+
+def test_team_vectors_are_the_core_plasmid():
+    # the team's vector_left ends ...GATTCGAAC right before the 17-nt flank; its vector_right starts
+    # CTTAATTAAAAAAAG, one nt after the pTpA sequence that follows the 13-nt flank (TCTTAATTAA...)
+    assert TEAM_VECTOR_5P == VECTOR_UPSTREAM and TEAM_VECTOR_5P.endswith("GCAAAAGGTTCCCGATTCGAAC")
+    assert TEAM_VECTOR_3P == VECTOR_DOWNSTREAM[1:] and TEAM_VECTOR_3P.startswith("CTTAATTAAAAAAAGATAGAAAAC")
+
+
+def test_fit_to_length_centres_in_plasmid_like_team():
+    # odd and even shortfalls: the extra nt goes 5'; plasmid, never N
+    table = SeqTable.from_strings(["A" * 110, "C" * 108, "G" * 107, "T" * 113, "ACG" + "T" * 110, ""])
+    out = decode(fit_to_length(table.codes, table.lengths, 110))
+    assert out[0] == "A" * 110
+    assert out[1] == "C" + "C" * 108 + "C"  # ...GAAC | seq | CTTAA...
+    assert out[2] == "AC" + "G" * 107 + "C"  # d = 3: 2 nt 5', 1 nt 3'
+    assert out[3] == "T" * 110  # d = 3: 2 nt cut 5', 1 nt 3'
+    assert out[4] == "G" + "T" * 109  # 113 nt: "AC" cut at 5', one T at 3'
+    assert out[5] == TEAM_VECTOR_5P[-55:] + TEAM_VECTOR_3P[:55]
+    assert all("N" not in row for row in out)
+    # random lengths 0..200 against the team's string slicing
+    rng = np.random.default_rng(7)
+    seqs = ["".join(rng.choice(list("ACGT"), size=n)) for n in rng.integers(0, 201, size=300)]
+    seqs += ["ACGTN" * 21 + "A"]  # a genuine N stays N
+    table = SeqTable.from_strings(seqs)
+    assert decode(fit_to_length(table.codes, table.lengths, 110)) == [_team_fit(q) for q in seqs]
+    assert decode(fit_to_length(table.codes, table.lengths, 80)) == [_team_fit(q, 80) for q in seqs]
+    with pytest.raises(ValueError, match="plasmid"):
+        fit_to_length(table.codes[:1], np.array([10]), 400)
 
 
 def test_one_hot_inputs_and_dataset():
@@ -253,10 +359,25 @@ def test_prepare_data_on_real_rows(dev_train):
     assert len(tr_idx) == 3600 and len(np.intersect1d(tr_idx, va_idx)) == 0
     counts = np.bincount(expression_classes(rows.y[tr_idx]))
     assert st["gc_sampled"] == sum(round(0.8 * int(c)) for c in counts)  # 80 % of each class
-    assert st["kept_train"] == len(data.train_codes) == st["gc_sampled"] - st["dropped_length_train"]
-    assert st["kept_valid"] == len(data.valid_codes) == 400 - st["dropped_length_valid"]
-    assert data.train_codes.shape[1] == 110 and (data.train_codes < 5).all()  # only 110-nt rows
+    # the recipe (workflow fit_sequence): no row dropped; the non-110-nt ones centred in the plasmid
+    assert st["kept_train"] == len(data.train_codes) == st["gc_sampled"]
+    assert st["kept_valid"] == len(data.valid_codes) == 400
+    assert st["dropped_length_train"] == st["dropped_length_valid"] == 0
+    assert st["fitted_length_train"] > 0 and st["fitted_length_valid"] > 0  # ~7 % of dev_train
+    assert data.train_codes.shape == (st["gc_sampled"], 110) and (data.train_codes < 5).all()
     assert sum(st["class_counts_train"]) == st["kept_train"]
+    valid_rows = rows.subset(va_idx)
+    np.testing.assert_array_equal(data.valid_codes, fit_to_length(valid_rows.codes, valid_rows.lengths, 110))
+    np.testing.assert_array_equal(data.valid_classes, expression_classes(valid_rows.y))
+    short = np.flatnonzero(valid_rows.lengths < 110)
+    raw = decode(valid_rows.codes[short], valid_rows.lengths[short])
+    assert len(short) and decode(data.valid_codes[short]) == [_team_fit(q) for q in raw]  # plasmid, not N
+    # the write-up's variant: rows that are not 110 nt dropped from training and validation
+    dropped = prepare_data(rows, None, KircherLabConfig(fit_sequence=False), seed=0).stats
+    assert dropped["gc_sampled"] == st["gc_sampled"] and dropped["fitted_length_train"] == 0
+    assert dropped["dropped_length_train"] == st["fitted_length_train"]
+    assert dropped["kept_train"] == st["gc_sampled"] - st["fitted_length_train"]
+    assert dropped["kept_valid"] == 400 - st["fitted_length_valid"]
     # with a validation table: used as is, only length-filtered
     data2 = prepare_data(rows.subset(np.arange(3000)), rows.subset(np.arange(3000, 4000)), KircherLabConfig(), seed=0)
     assert data2.stats["rows_valid"] == 1000 and data2.stats["rows_train"] == 3000
@@ -288,6 +409,23 @@ def test_registry_entry_point_and_lazy_import():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
 
 
+def test_predict_centres_short_and_long_rows_in_plasmid():
+    # team: predict.py --fit_sequence. A linear probe network sees every input position, so the
+    # padding shows in its outputs (the real CNN's BatchNorm makes a barely trained one insensitive)
+    inputs = tf.keras.Input((110, 4))
+    probe = tf.keras.Model(inputs, tf.keras.layers.Dense(18)(tf.keras.layers.Flatten()(inputs)))
+    method = KircherLab(KircherLabConfig(eval_batch_size=2), device="cpu")
+    method.model = probe
+    core = "".join(np.random.default_rng(3).choice(list("ACGT"), size=107))
+    rows = [core, TEAM_VECTOR_5P[-2:] + core + TEAM_VECTOR_3P[:1], "NN" + core + "N", "GT" + core + "ACGTAC"]
+    out = method.predict_outputs(SeqTable.from_strings(rows))
+    assert out.shape == (4, 18) and out.dtype == np.float32
+    np.testing.assert_allclose(out[0], out[1], rtol=0, atol=1e-6)  # plasmid-padded 107 nt
+    assert np.abs(out[0] - out[2]).max() > 1e-3  # not N-padded
+    np.testing.assert_allclose(out[3], probe.predict(one_hot_inputs(  # 115 nt: 3 nt cut 5', 2 nt 3'
+        SeqTable.from_strings([core[1:] + "ACGT"]).codes), verbose=0)[0], rtol=0, atol=1e-6)
+
+
 def test_predict_before_fit_raises():
     with pytest.raises(RuntimeError, match="before fit"):
         KircherLab().predict(SeqTable.from_strings(["A" * 110]))
@@ -300,18 +438,22 @@ def test_tiny_fit_lowers_validation_loss_and_save_load_round_trip(dev_train, tmp
     rng = np.random.default_rng(0)
     order = rng.permutation(len(dev_train))
     train, valid = dev_train.subset(np.sort(order[:600])), dev_train.subset(np.sort(order[600:900]))
-    cfg = KircherLabConfig(batch_size=64, max_epochs=2, patience=2, progress=False)
+    cfg = KircherLabConfig(batch_size=64, max_epochs=2, patience=2, restore_best_at_end=True, progress=False)
     method = KircherLab(cfg, seed=0, device="cpu")
-    keep = valid.lengths == 110
-    x_valid = one_hot_inputs(valid.codes[keep][:, :110])
-    t_valid = one_hot_classes(expression_classes(valid.y[keep]))
+    assert (valid.lengths != 110).any()  # validated on every row, the non-110-nt ones in the plasmid
+    x_valid = one_hot_inputs(fit_to_length(valid.codes, valid.lengths, 110))
+    t_valid = one_hot_classes(expression_classes(valid.y))
     untrained = method.build_model()  # same seed: the fit starts from these weights
     mse_before = float(np.mean((untrained.predict(x_valid, verbose=0) - t_valid) ** 2))
 
     method.fit(train, valid)
     assert len(method.history) == 2 and method.best_epoch in (0, 1)
     assert method.data_stats["rows_train"] == 600 and method.data_stats["gc_sampled"] < 600
-    mse_after = float(np.mean((method.predict_outputs(valid.subset(keep)) - t_valid) ** 2))
+    assert method.data_stats["kept_train"] == method.data_stats["gc_sampled"]  # non-110-nt rows kept
+    # the team's logged metrics (train.py: ["mse", "mae", "mape", "acc"]), training and validation
+    assert {"loss", "mse", "mae", "mape", "acc", "val_loss", "val_mse", "val_mae", "val_mape",
+            "val_acc"} <= set(method.history[0])
+    mse_after = float(np.mean((method.predict_outputs(valid) - t_valid) ** 2))
     best_val = min(h["val_loss"] for h in method.history)
     np.testing.assert_allclose(mse_after, best_val, rtol=1e-4)  # restored best weights; Keras's val loss
     assert mse_after < mse_before
