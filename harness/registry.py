@@ -117,43 +117,87 @@ def profile_names(cls: type[Method], config_dir: Path | None = None) -> list[str
     return sorted((set(cls.profiles) | set(read_tables(config_file(cls, config_dir)))) - RESERVED_TABLES)
 
 
+#: profiles every method has: its ``Config`` defaults, which are the reference (paper) setting.
+IMPLICIT_PROFILES = ("default", "paper")
+
+
+class ProfileError(ValueError):
+    """An unknown profile, or a profile whose values do not fit the method's ``Config``; the
+    message names the file, the table and the key."""
+
+
 def load_profile(method: str | type[Method], profile: str = "default", config_dir: Path | None = None) -> Profile:
     """Build a method's config for a named profile.
 
     Resolution: the ``Config`` defaults (the reference/paper setting), updated by the class's
     ``profiles[profile]``, updated by table ``[profile]`` of ``<config_dir>/<method>.toml``
-    (default :data:`CONFIG_DIR`). ``"default"`` always exists; a profile that the method defines
-    nowhere falls back to the defaults and says so in ``Profile.source``.
+    (default :data:`CONFIG_DIR`). ``"default"`` and ``"paper"`` always exist (the defaults where
+    nothing declares them); any other name must be declared in one of the two places.
+
+    Values are type-checked against the ``Config`` dataclass's annotations with pydantic in strict
+    mode (as JSON: integers are accepted for floats and lists for tuples; ``"300"`` is not a
+    float and ``"no"`` is not a bool).
 
     Raises:
         KeyError: unknown method.
-        ValueError: a profile sets a key the config does not have (message names file and key),
-            the TOML file is malformed, or ``profile`` names a reserved table
-            (:data:`RESERVED_TABLES`).
+        ProfileError (a ValueError): ``profile`` is declared nowhere (the message lists the
+            method's profiles), names a reserved table (:data:`RESERVED_TABLES`), is not a TOML
+            table, sets a key the config does not have, or gives a value of the wrong type (file,
+            table and key named); the TOML file is malformed.
     """
     cls = get(method) if isinstance(method, str) else method
     path = config_file(cls, config_dir)
     if profile in RESERVED_TABLES:
-        raise ValueError(f"{profile!r} is not a profile: table [{profile}] of {path} is reserved for `harness tune`")
-    values: dict[str, Any] = {}
-    sources = []
+        raise ProfileError(f"{profile!r} is not a profile: table [{profile}] of {path} is reserved for `harness tune`")
+    layers: list[tuple[str, dict[str, Any]]] = []
     if profile in cls.profiles:
-        values.update(cls.profiles[profile])
-        sources.append(f"{cls.__module__}.profiles")
+        layers.append((f"{cls.__module__}.{cls.__name__}.profiles[{profile!r}]", cls.profiles[profile]))
     tables = read_tables(path)
     if profile in tables:
-        values.update(tables[profile])
-        sources.append(f"{path} [{profile}]")
+        if not isinstance(tables[profile], dict):
+            raise ProfileError(f"{path}: {profile} must be a table ([{profile}]), got a {type(tables[profile]).__name__}")
+        layers.append((f"{path} [{profile}]", tables[profile]))
+    if not layers and profile not in IMPLICIT_PROFILES:
+        names = sorted(set(profile_names(cls, config_dir)) | set(IMPLICIT_PROFILES))
+        raise ProfileError(f"{cls.name} has no profile {profile!r} (not in {path} nor in {cls.__name__}.profiles); "
+                           f"its profiles: {', '.join(names)}")
     known = {f.name for f in fields(cls.Config)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"profile {profile!r} of {cls.name}: unknown keys {sorted(unknown)} ({'; '.join(sources)}); "
-                         f"{cls.Config.__name__} has {sorted(known)}")
-    if not sources:
-        source = "defaults" if profile in ("default", "paper") else f"defaults ({cls.name} has no profile {profile!r})"
-    else:
-        source = "; ".join(sources)
+    values: dict[str, Any] = {}
+    for where, layer in layers:
+        unknown = set(layer) - known
+        if unknown:
+            raise ProfileError(f"{where}: unknown keys {sorted(unknown)}; {cls.Config.__name__} has {sorted(known)}")
+        _check_types(cls, layer, where)
+        values.update(layer)
+    source = "; ".join(w for w, _ in layers) or "defaults"
     return Profile(cls.Config(**values), profile, source)
+
+
+def _check_types(cls: type[Method], values: dict[str, Any], where: str) -> None:
+    """Validate ``values`` against ``cls.Config``'s field types (pydantic, strict JSON rules).
+
+    Raises:
+        ProfileError: one line per bad key, ``<where> <key>: <problem> (got <value>)``.
+    """
+    import json
+
+    import pydantic
+
+    try:
+        adapter = pydantic.TypeAdapter(cls.Config)
+    except pydantic.PydanticUserError:  # a Config pydantic cannot describe: the dataclass checks itself
+        return
+    try:
+        adapter.validate_json(json.dumps(values, default=str), strict=True)
+    except pydantic.ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            if not err["loc"] or err["loc"][0] not in values:  # a default of another field: not this profile's doing
+                continue
+            key = ".".join(str(p) for p in err["loc"])
+            problems.append(f"{where} {key}: {err['msg'].lower()} (got {values[err['loc'][0]]!r})")
+        if problems:
+            raise ProfileError("; ".join(problems)) from None
 
 
 def load_search_space(method: str | type[Method], config_dir: Path | None = None):
