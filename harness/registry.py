@@ -50,50 +50,78 @@ def register(name: str):
     return deco
 
 
+def _entry_points() -> list[md.EntryPoint]:
+    return list(md.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _load(ep: md.EntryPoint) -> None:
+    """Import one entry point's module (its ``@register`` decorators run) and record its source."""
+    if ep.name in _BROKEN:
+        return
+    before = set(_REGISTRY)
+    try:
+        obj = ep.load()
+    except Exception as exc:  # noqa: BLE001 - any import failure of a plug-in is reported, not raised
+        _BROKEN[ep.name] = f"{ep.value}: {type(exc).__name__}: {exc}"
+        warnings.warn(f"method plug-in {ep.name!r} failed to load ({_BROKEN[ep.name]})", stacklevel=3)
+        return
+    if isinstance(obj, type) and issubclass(obj, Method) and obj.name not in _REGISTRY:
+        register(ep.name)(obj)
+    dist = ep.dist.name if ep.dist is not None else ep.value.split(".")[0]
+    for new in set(_REGISTRY) - before:
+        _SOURCES[new] = dist
+
+
 def _load_entry_points() -> None:
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
-    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
-        before = set(_REGISTRY)
-        try:
-            obj = ep.load()
-        except Exception as exc:  # noqa: BLE001 - any import failure of a plug-in is reported, not raised
-            _BROKEN[ep.name] = f"{ep.value}: {type(exc).__name__}: {exc}"
-            warnings.warn(f"method plug-in {ep.name!r} failed to load ({_BROKEN[ep.name]})", stacklevel=2)
-            continue
-        if isinstance(obj, type) and issubclass(obj, Method) and obj.name not in _REGISTRY:
-            register(ep.name)(obj)
-        dist = ep.dist.name if ep.dist is not None else ep.value.split(".")[0]
-        for new in set(_REGISTRY) - before:
-            _SOURCES[new] = dist
+    for ep in _entry_points():
+        _load(ep)
+
+
+def names() -> list[str]:
+    """Every method name: registered classes and declared entry points, without importing any
+    plug-in (``harness methods list`` imports them; this does not)."""
+    return sorted(set(_REGISTRY) | {ep.name for ep in _entry_points()})
 
 
 def available() -> dict[str, type[Method]]:
-    """All registered methods, name -> class (entry points loaded on first call)."""
+    """All registered methods, name -> class (every entry point imported on the first call)."""
     _load_entry_points()
     return dict(sorted(_REGISTRY.items()))
 
 
 def source_of(name: str) -> str:
     """The distribution (package) a method comes from."""
-    _load_entry_points()
+    if name not in _SOURCES:
+        _load_entry_points()
     return _SOURCES.get(name, "?")
 
 
 def get(name: str) -> type[Method]:
     """The class registered as ``name``.
 
+    Lazy: only the entry point named ``name`` is imported (``get("kmer-ridge")`` imports neither
+    torch nor TensorFlow); every entry point is imported only when no entry point has that name
+    (a module may register names other than its entry point's).
+
     Raises:
-        KeyError: no such method; the message lists the registered names.
+        KeyError: no such method (the message lists the registered names), or its plug-in failed
+            to import (the message gives the import error).
     """
-    methods = available()
-    if name not in methods and name in _BROKEN:
+    if name not in _REGISTRY:
+        matching = [ep for ep in _entry_points() if ep.name == name]
+        for ep in matching:
+            _load(ep)
+        if name not in _REGISTRY and not matching:
+            _load_entry_points()
+    if name not in _REGISTRY and name in _BROKEN:
         raise KeyError(f"method {name!r} is installed but failed to load: {_BROKEN[name]}")
-    if name not in methods:
-        raise KeyError(f"unknown method {name!r}; registered: {', '.join(methods) or 'none'}")
-    return methods[name]
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown method {name!r}; registered: {', '.join(names()) or 'none'}")
+    return _REGISTRY[name]
 
 
 @dataclass

@@ -213,3 +213,12 @@ def test_every_method_saves_and_loads_without_pickle(name, tmp_path, save_and_lo
         assert torch.load(checkpoint, weights_only=True)["state"]["epoch"] >= 1
         record = json.loads((checkpoint.parent / "last.pt.json").read_text())
         assert record["xxh3_128"] == file_digest(checkpoint)
+
+
+def test_lookup_imports_only_the_named_plug_in():
+    """``get("kmer-ridge")`` used to import every plug-in (torch and TensorFlow: ~7 s)."""
+    code = ("import sys; from harness import registry; cls = registry.get('kmer-ridge'); "
+            "assert 'camformers' in registry.names() and 'legnet' in registry.names(); "
+            "print(cls.__name__, 'torch' in sys.modules, 'tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["KmerRidge", "False", "False"]
