@@ -31,7 +31,6 @@ import itertools
 import os
 from pathlib import Path
 
-import joblib
 import numpy as np
 import scipy.sparse as sp
 
@@ -234,12 +233,13 @@ def kmer_counts(codes: np.ndarray, lengths: np.ndarray, k_min: int = 1, k_max: i
 
 
 # ----- shared helpers -----------------------------------------------------------------------------
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson r; -inf where undefined (a constant vector), so it never wins a selection."""
+def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Pearson r; None where undefined (a constant vector): it never wins a selection and is
+    written to JSON as ``null``."""
     a = np.asarray(a, dtype=np.float64) - np.mean(a)
     b = np.asarray(b, dtype=np.float64) - np.mean(b)
     denom = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / denom) if denom > 0 else float("-inf")
+    return float((a * b).sum() / denom) if denom > 0 else None
 
 
 def _internal_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -265,6 +265,9 @@ def _require_targets(table: SeqTable, what: str) -> np.ndarray:
     y = np.asarray(table.y, dtype=np.float64)
     if not np.all(np.isfinite(y)):
         raise ValueError(f"the {what} set has non-finite targets")
+    if what == "training" and (len(y) < 2 or np.ptp(y) == 0):
+        raise ValueError(f"the {what} set needs at least 2 rows with different targets "
+                         f"({len(y)} row(s), all {y[0]:g}): nothing to fit")
     return y
 
 
@@ -362,6 +365,9 @@ class KmerRidge(_KmerMethod):
 
     framework = "sklearn"
     Config = KmerRidgeConfig
+    #: the fitted arrays in ``model.npz``: MaxAbsScaler ``max_abs_``/``scale_`` and Ridge ``coef_``
+    #: (each ``(n_features,)``) and ``intercept_`` (0-d)
+    ARRAYS = ("scaler_max_abs", "scaler_scale", "ridge_coef", "ridge_intercept")
 
     def __init__(self, config: KmerRidgeConfig | None = None, **kwargs) -> None:
         super().__init__(config, **kwargs)
@@ -403,7 +409,11 @@ class KmerRidge(_KmerMethod):
                 model = self._pipeline(alpha).fit(x_fit, y_fit)
                 self.selection_[repr(alpha)] = _pearson(model.predict(x_val), y_val)
                 models[alpha] = model
-            best = max(grid, key=lambda a: self.selection_[repr(a)])
+            scored = [a for a in grid if self.selection_[repr(a)] is not None]
+            if not scored:
+                raise ValueError(f"kmer-ridge: Pearson r is undefined for every alpha on the {len(y_val)} validation "
+                                 "rows (constant targets or predictions); too few distinct training targets")
+            best = max(scored, key=lambda a: self.selection_[repr(a)])
             # with an external valid set the model already saw all of train; otherwise refit on all
             self.model_ = models[best] if valid is not None else self._pipeline(best).fit(x, y)
         self.alpha_ = float(best)
@@ -421,17 +431,54 @@ class KmerRidge(_KmerMethod):
         return np.asarray(self.model_.predict(self.features(seqs)), dtype=np.float64)
 
     def _save_state(self, path: Path) -> None:
+        """``model.npz`` (the fitted arrays :attr:`ARRAYS`, no pickle) and ``fit_info.json``."""
         if self.model_ is None:
             raise RuntimeError("kmer-ridge: save() before fit()")
-        with atomic_open(path / "model.joblib", "wb") as fh:
-            joblib.dump(self.model_, fh)
+        scaler, ridge = self.model_[0], self.model_[-1]
+        arrays = {"scaler_max_abs": scaler.max_abs_, "scaler_scale": scaler.scale_, "ridge_coef": ridge.coef_,
+                  "ridge_intercept": np.asarray(ridge.intercept_)}
+        with atomic_open(path / "model.npz", "wb") as fh:
+            np.savez(fh, allow_pickle=False, **arrays)
         write_json(path / "fit_info.json", {"alpha": self.alpha_, "selection": self.selection_,
-                                            "n_features": self.n_features()})
+                                            "n_features": self.n_features(),
+                                            "n_samples_seen": int(scaler.n_samples_seen_),
+                                            "solver": getattr(ridge, "solver_", self.config.solver)})
 
     def _load_state(self, path: Path) -> None:
-        with open(path / "model.joblib", "rb") as fh:
-            self.model_ = joblib.load(fh)
+        """Rebuild the fitted ``MaxAbsScaler`` -> ``Ridge`` pipeline from ``model.npz`` (read with
+        ``allow_pickle=False``) and ``fit_info.json``; predictions are bit-identical to the saved
+        model's.
+
+        Raises:
+            ValueError: the directory holds a pickled ``model.joblib`` of an older harness (no
+                longer loaded: unpickling can run code), or ``model.npz`` lacks an array or has
+                one of another shape or dtype than this config's features need (the message
+                names the file).
+            FileNotFoundError: ``model.npz`` or ``fit_info.json`` is missing.
+        """
+        file = path / "model.npz"
+        if not file.exists() and (path / "model.joblib").exists():
+            raise ValueError(f"{path / 'model.joblib'}: a kmer-ridge model pickled by an older harness; this harness "
+                             "no longer unpickles models (unpickling can run code): fit it again")
         info = read_json(path / "fit_info.json")
+        n = self.n_features()
+        with np.load(file, allow_pickle=False) as npz:
+            missing = sorted(set(self.ARRAYS) - set(npz.files))
+            if missing:
+                raise ValueError(f"{file}: arrays {missing} missing")
+            arrays = {name: npz[name] for name in self.ARRAYS}
+        for name, arr in arrays.items():
+            want = () if name == "ridge_intercept" else (n,)
+            if arr.shape != want or arr.dtype.kind != "f":
+                raise ValueError(f"{file}: {name} is {arr.dtype} {arr.shape}, expected floats of shape {want} "
+                                 f"({n} features for k {self.config.k_min}-{self.config.k_max})")
+        model = self._pipeline(float(info["alpha"]))
+        scaler, ridge = model[0], model[-1]
+        scaler.max_abs_, scaler.scale_ = arrays["scaler_max_abs"], arrays["scaler_scale"]
+        scaler.n_samples_seen_, scaler.n_features_in_ = int(info["n_samples_seen"]), n
+        ridge.coef_, ridge.intercept_ = arrays["ridge_coef"], arrays["ridge_intercept"][()]
+        ridge.n_features_in_, ridge.solver_ = n, str(info.get("solver", self.config.solver))
+        self.model_ = model
         self.alpha_ = info["alpha"]
         self.selection_ = info["selection"]
 

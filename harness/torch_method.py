@@ -12,7 +12,8 @@ as ``Net(config)``) and keeps only what is its own: the recipe (data handling, `
 * ``model`` / ``history`` / ``best_epoch`` attributes (None / ``[]`` / None until fitted or loaded);
 * :meth:`TorchMethod.build_model` (``torch.manual_seed(seed)``, then ``Net(config)``) and
   :meth:`TorchMethod.num_parameters` (counted on the ``meta`` device: no memory, no init time);
-* persistence: ``model.pt`` (the CPU ``state_dict``, written atomically) and ``state.json``
+* persistence: ``model.pt`` (the CPU ``state_dict``, written atomically, read back with
+  ``torch.load(weights_only=True)``) and ``state.json``
   (``best_epoch``, ``history`` and whatever :meth:`TorchMethod._extra_state` returns, NaN/inf as
   ``null``), read back by :meth:`TorchMethod._load_state`;
 * :meth:`TorchMethod._on_device` for prediction: the model runs on the method's device and is back
@@ -224,12 +225,27 @@ class TorchMethod(Method):
         ``best_epoch``, ``history`` and the extra state from :data:`STATE_FILE` (or
         :data:`LEGACY_STATE_FILE`; with neither, ``best_epoch`` None and ``history`` ``[]``).
 
+        :data:`MODEL_FILE` is read with ``torch.load(weights_only=True)``: a file holding anything
+        but tensors and plain values (e.g. a planted pickle) is refused, never executed.
+
         Raises:
-            FileNotFoundError: :data:`MODEL_FILE` is missing.
+            FileNotFoundError: :data:`MODEL_FILE` is missing, a link or not a regular file.
+            ValueError: it does not load as a state dict of tensors (planted, truncated or not a
+                weights file); the message names it.
             RuntimeError: its weights do not fit this config's network (``load_state_dict``).
         """
+        file = path / MODEL_FILE
+        if file.is_symlink() or not file.is_file():
+            raise FileNotFoundError(f"{file}: missing or not a regular file (links are not followed)")
+        try:
+            weights = torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - refused globals, corrupt archive: never executed
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"{file}: not a weights file of tensors ({first})") from None
+        if not (isinstance(weights, dict) and all(isinstance(v, torch.Tensor) for v in weights.values())):
+            raise ValueError(f"{file}: holds a {type(weights).__name__}, not a state dict of tensors")
         model = self.Net(self.config)
-        model.load_state_dict(torch.load(path / MODEL_FILE, map_location="cpu", weights_only=True))
+        model.load_state_dict(weights)
         self.model = model.eval()
         state: dict[str, Any] = {}
         for name in (STATE_FILE, LEGACY_STATE_FILE):

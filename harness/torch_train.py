@@ -18,22 +18,32 @@ What it gives a plug-in:
 
 Reproducibility contract: with the same seed, data, model initialisation and thread count, a CPU fit
 gives bit-identical weights. Randomness inside a transform must come from torch's global generator
-(``torch.rand``, ``torch.randint`` ...), which the trainer seeds and checkpoints; NumPy/Python
-global generators are neither seeded nor saved by the trainer. CUDA kernels are not guaranteed
-deterministic.
+(``torch.rand``, ``torch.randint`` ...), which the trainer seeds and checkpoints; the NumPy and
+Python global generators are checkpointed (so a resumed fit continues their streams) but not
+seeded by the trainer. CUDA kernels are not guaranteed deterministic.
 
-Checkpoints are written with :func:`torch.save` through :func:`harness.io.atomic_open` (temporary
-file + ``os.replace``), so an interrupted fit finds either the previous or the new checkpoint,
-never a torn one. They are pickles: only resume from directories this harness wrote.
+Checkpoints (``checkpoint_dir/last.pt``) hold tensors and plain Python values only: the model,
+optimiser, scheduler and loss-scaler state dicts, the loop state (history, best weights, counters)
+and the RNG states as tensors and ints. They are written with :func:`torch.save` through
+:func:`harness.io.atomic_open` (temporary file + ``os.replace``); then a sidecar
+``last.pt.json`` records the checkpoint's size and XXH3-128 digest (:mod:`harness.integrity`).
+A fit resumes only from a checkpoint that matches its sidecar and loads with
+``torch.load(weights_only=True)``, which unpickles no code; a missing sidecar, a truncated,
+edited or planted file, or one that is not such a state is not loaded: a
+:class:`CheckpointWarning` names the file and the fit starts from scratch.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import dataclasses
 import hashlib
+import io
 import math
+import os
+import random
 import time
 import warnings
 from pathlib import Path
@@ -43,11 +53,13 @@ import numpy as np
 import torch
 from scipy import stats
 
-from .io import atomic_open
+from .integrity import IntegrityError, bytes_digest
+from .io import atomic_open, read_json, write_json
 
 __all__ = [
-    "CHECKPOINT_NAME", "COMPILE_MODES", "TrainConfig", "Trainer", "default_to_prediction", "default_transform",
-    "one_hot_codes", "pearson_spearman", "predict_batches", "resolve_precision", "select_device",
+    "CHECKPOINT_DIGEST_NAME", "CHECKPOINT_NAME", "COMPILE_MODES", "CheckpointWarning", "TrainConfig", "Trainer",
+    "default_to_prediction", "default_transform", "one_hot_codes", "pearson_spearman", "predict_batches",
+    "resolve_precision", "select_device",
 ]
 
 #: inputs of a fit: one ``(N, ...)`` array (typically ``(N, L) uint8`` codes) or a tuple of them.
@@ -56,9 +68,17 @@ Inputs = np.ndarray | tuple[np.ndarray, ...]
 BatchTransform = Callable[[Any, "torch.Tensor | None", bool], tuple[Any, "torch.Tensor | None"]]
 
 CHECKPOINT_NAME = "last.pt"
+#: sidecar of :data:`CHECKPOINT_NAME`: ``{"file", "format", "bytes", "xxh3_128"}``, written after it.
+CHECKPOINT_DIGEST_NAME = CHECKPOINT_NAME + ".json"
 #: ``torch.compile`` modes accepted by ``TrainConfig.compile`` (besides ``"off"``).
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-_CHECKPOINT_FORMAT = 1
+#: 2: tensors and plain values only (``weights_only=True``), RNG states as tensors, digest sidecar.
+_CHECKPOINT_FORMAT = 2
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint was found but not resumed (it cannot be verified or read, or it belongs to
+    another run); the message names the file and why, and the fit starts from scratch."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -286,6 +306,168 @@ def _cpu_state(obj: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------------------------
+# checkpoint contents and files
+# ----------------------------------------------------------------------------------------------
+_PLAIN_SCALARS = (bool, int, float, str, type(None))
+
+
+def _plain(obj: Any, where: str = "checkpoint") -> Any:
+    """``obj`` as tensors and plain Python values only, what ``torch.load(weights_only=True)`` reads.
+
+    Accepts tensors, ``torch.dtype``/``torch.device``/``torch.Size``, ``bool``/``int``/``float``/
+    ``str``/None, and dicts (plain or ``OrderedDict``), lists and tuples of them; NumPy scalars
+    become Python scalars. Tensors are returned as they are (not copied).
+
+    Raises:
+        TypeError: anything else (e.g. a NumPy array, a function, an object); the message gives
+            its place (``where``, then the keys/indices leading to it) so a plug-in that puts it in
+            an optimiser/scheduler state or an epoch record finds it.
+    """
+    if isinstance(obj, torch.Tensor) or isinstance(obj, (torch.dtype, torch.device, torch.Size)):
+        return obj
+    if isinstance(obj, np.generic) and not isinstance(obj, np.object_):
+        return obj.item()  # NumPy scalars subclass float/int but pickle as NumPy objects
+    if type(obj) in _PLAIN_SCALARS:
+        return obj
+    if type(obj) in (dict, collections.OrderedDict):
+        return type(obj)((_plain(k, f"{where} key"), _plain(v, f"{where}[{k!r}]")) for k, v in obj.items())
+    if type(obj) in (list, tuple):
+        return type(obj)(_plain(v, f"{where}[{i}]") for i, v in enumerate(obj))
+    raise TypeError(f"{where}: {type(obj).__module__}.{type(obj).__qualname__} cannot go into a checkpoint "
+                    "(only tensors and plain Python values load with torch.load(weights_only=True))")
+
+
+def _rng_state() -> dict:
+    """The global generators' states as tensors and ints: torch (CPU, every CUDA device), Python
+    ``random`` (Mersenne Twister words as ``(625,) int64``) and NumPy's legacy global generator
+    (``(624,) int64`` key words)."""
+    version, words, gauss_next = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "python": {"version": int(version), "words": torch.tensor(words, dtype=torch.int64),
+                   "gauss_next": gauss_next},
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+    }
+
+
+def _rng_setter(rng: Any) -> Callable[[], None]:
+    """Check a :func:`_rng_state` dict read from a checkpoint; return the function that installs it
+    (so that nothing is changed unless the whole state is valid).
+
+    Raises:
+        ValueError, TypeError, KeyError: the dict is not such a state.
+    """
+    torch_state = rng["torch"]
+    if not (isinstance(torch_state, torch.Tensor) and torch_state.dtype == torch.uint8):
+        raise ValueError("rng.torch is not a uint8 tensor")
+    cuda = rng["cuda"]
+    if cuda is not None and not (isinstance(cuda, list) and all(isinstance(t, torch.Tensor) for t in cuda)):
+        raise ValueError("rng.cuda is not a list of tensors")
+    py = rng["python"]
+    gauss = py["gauss_next"]
+    if gauss is not None and type(gauss) is not float:
+        raise ValueError("rng.python.gauss_next is not a float")
+    py_state = (int(py["version"]), tuple(int(w) for w in py["words"].tolist()), gauss)
+    nps = rng["numpy"]
+    np_state = (str(nps["kind"]), nps["keys"].numpy().astype(np.uint32), int(nps["pos"]), int(nps["has_gauss"]),
+                float(nps["cached_gaussian"]))
+    # dry runs on scratch generators: a malformed state raises here, before anything global changes
+    random.Random().setstate(py_state)
+    np.random.RandomState().set_state(np_state)
+    torch.Generator().set_state(torch_state)
+
+    def install() -> None:
+        torch.set_rng_state(torch_state)
+        if cuda is not None and torch.cuda.is_available():
+            with contextlib.suppress(Exception):  # another GPU count than when saved: keep the current streams
+                torch.cuda.set_rng_state_all(cuda)
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+    return install
+
+
+#: keys and types of the loop state a checkpoint carries (``best_state``: a state dict or None)
+_LOOP_STATE_TYPES = {"history": (list,), "best_state": (dict, type(None)), "best_score": (float, int, type(None)),
+                     "best_epoch": (int, type(None)), "bad_epochs": (int,), "elapsed": (float, int),
+                     "stop_reason": (str, type(None)), "epoch": (int,)}
+
+
+def _check_loop_state(state: Any) -> dict:
+    """The loop state of a checkpoint, checked against :data:`_LOOP_STATE_TYPES`.
+
+    Raises:
+        ValueError: a key is missing or of another type, or a history entry is not a dict.
+    """
+    if not isinstance(state, dict):
+        raise ValueError("the loop state is not a dict")
+    for key, types in _LOOP_STATE_TYPES.items():
+        if key not in state or not isinstance(state[key], types) or isinstance(state[key], bool):
+            raise ValueError(f"loop state {key!r} is missing or of the wrong type")
+    if not all(isinstance(rec, dict) for rec in state["history"]):
+        raise ValueError("a history entry is not a dict")
+    return state
+
+
+def _write_checkpoint(path: Path, blob: dict) -> None:
+    """Write ``blob`` (tensors and plain values, :func:`_plain`) to ``path`` atomically, then its
+    sidecar :data:`CHECKPOINT_DIGEST_NAME` (size and XXH3-128 digest of exactly those bytes)."""
+    buffer = io.BytesIO()
+    torch.save(blob, buffer)
+    data = buffer.getbuffer()
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+    write_json(path.with_name(path.name + ".json"), {"file": path.name, "format": _CHECKPOINT_FORMAT,
+                                                     "bytes": len(data), "xxh3_128": bytes_digest(data)})
+
+
+def _read_checkpoint(path: Path) -> dict:
+    """Read a checkpoint written by :func:`_write_checkpoint`: check it against its sidecar, then
+    ``torch.load(weights_only=True)`` the very bytes that were checked.
+
+    Raises:
+        IntegrityError: the sidecar is missing, unreadable or not this format's; the checkpoint,
+            its directory or the sidecar is a link, or a file is not a regular file; size or
+            digest differ (truncated, edited, planted); or the verified bytes do not load as
+            tensors and plain values or are not a dict. The message names the file.
+    """
+    sidecar = path.with_name(path.name + ".json")
+    if path.parent.is_symlink():
+        raise IntegrityError(f"{path.parent}: checkpoint directory is a symbolic link (links are not followed)")
+    if path.is_symlink() or not path.is_file():
+        raise IntegrityError(f"{path}: checkpoint is a symbolic link or not a regular file (links are not followed)")
+    if sidecar.is_symlink():
+        raise IntegrityError(f"{sidecar}: digest record is a symbolic link (links are not followed)")
+    if not sidecar.is_file():
+        raise IntegrityError(f"{path}: cannot be verified, its digest record {sidecar.name} is missing")
+    try:
+        meta = read_json(sidecar)
+    except (OSError, ValueError) as exc:
+        raise IntegrityError(f"{sidecar}: unreadable digest record ({exc})") from None
+    if not (isinstance(meta, dict) and meta.get("file") == path.name and meta.get("format") == _CHECKPOINT_FORMAT
+            and type(meta.get("bytes")) is int and isinstance(meta.get("xxh3_128"), str)):
+        raise IntegrityError(f"{sidecar}: not a format-{_CHECKPOINT_FORMAT} digest record of {path.name}")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(meta["bytes"] + 1)
+    if len(data) != meta["bytes"]:
+        raise IntegrityError(f"{path}: {len(data):,} bytes, {meta['bytes']:,} recorded (truncated or changed)")
+    if bytes_digest(data) != meta["xxh3_128"]:
+        raise IntegrityError(f"{path}: content differs from what the harness wrote (digest mismatch)")
+    try:
+        blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - refused globals, corrupt archive: never executed
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise IntegrityError(f"{path}: does not load as tensors and plain values ({first})") from None
+    if not isinstance(blob, dict):
+        raise IntegrityError(f"{path}: holds a {type(blob).__name__}, not a checkpoint dict")
+    return blob
+
+
+# ----------------------------------------------------------------------------------------------
 # configuration
 # ----------------------------------------------------------------------------------------------
 @dataclasses.dataclass
@@ -400,9 +582,10 @@ class Trainer:
             original batch (e.g. averaging forward/reverse-complement halves); default
             :func:`default_to_prediction`.
         device: a name for :func:`select_device` or a :class:`torch.device`.
-        checkpoint_dir: directory for ``last.pt``, rewritten atomically after every epoch; a fit
-            that finds a matching checkpoint there resumes after its last epoch. None: no
-            checkpoints.
+        checkpoint_dir: directory for ``last.pt`` and its digest sidecar ``last.pt.json``,
+            rewritten atomically after every epoch; a fit that finds there a checkpoint of the same
+            run that verifies and loads with ``weights_only=True`` resumes after its last epoch
+            (any other: :class:`CheckpointWarning`, fresh start). None: no checkpoints.
         callbacks: ``callback(record)`` called after every epoch (after its checkpoint is written).
 
     After :meth:`fit`: ``best_epoch``, ``best_score``, ``stop_reason`` (``"early_stopping"``,
@@ -474,8 +657,11 @@ class Trainer:
         Raises:
             ValueError: an empty training set, or inputs and targets of different lengths.
             KeyError: ``config.monitor`` is not ``"r+rho"`` nor a key of the epoch record.
+            TypeError: with ``checkpoint_dir``, an optimiser/scheduler state or an epoch record
+                (e.g. one a callback extended) holds something other than tensors and plain values.
 
         Without validation data and with ``patience`` set, a warning says early stopping is off.
+        A checkpoint that is not resumed gives a :class:`CheckpointWarning`.
         """
         cfg = self.config
         xt, yt = _as_tensors(train_x), torch.from_numpy(np.asarray(train_y, dtype=np.float32))
@@ -788,10 +974,15 @@ class Trainer:
         return None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
 
     def _save_checkpoint(self, key, optimizer, scheduler, scaler, state) -> None:
+        """Write ``last.pt`` and its digest sidecar (:func:`_write_checkpoint`).
+
+        Raises:
+            TypeError: some state is not tensors and plain values (:func:`_plain` names it).
+        """
         path = self._checkpoint_path()
         if path is None:
             return
-        blob = {
+        blob = _plain({
             "format": _CHECKPOINT_FORMAT,
             "key": key,
             "model": _cpu_state(self.model.state_dict()),
@@ -799,40 +990,54 @@ class Trainer:
             "scheduler": None if scheduler is None else _cpu_state(scheduler.state_dict()),
             "scaler": None if scaler is None else scaler.state_dict(),
             "state": state,
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-        }
-        with atomic_open(path, "wb") as fh:
-            torch.save(blob, fh)
+            "rng": _rng_state(),
+        })
+        _write_checkpoint(path, blob)
 
     def _try_resume(self, key, optimizer, scheduler, scaler, state) -> bool:
+        """Resume from ``last.pt`` when it verifies, loads safely and belongs to this run (same
+        ``key``); otherwise warn (:class:`CheckpointWarning`, naming the file), leave model,
+        optimiser, scheduler, scaler, ``state`` and the generators as they were, and return False."""
         path = self._checkpoint_path()
-        if path is None or not path.is_file():
+        if path is None or not (path.is_file() or path.is_symlink()):
             return False
+
+        def refuse(why: str) -> bool:
+            warnings.warn(f"{why}; not resumed, the fit starts from scratch", CheckpointWarning, stacklevel=4)
+            return False
+
         try:
-            blob = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # noqa: BLE001 - unreadable checkpoint: start over, say why
-            warnings.warn(f"{path}: unreadable checkpoint ({exc}); starting a fresh fit", stacklevel=3)
-            return False
+            blob = _read_checkpoint(path)
+        except (IntegrityError, OSError) as exc:
+            return refuse(str(exc))
         if blob.get("format") != _CHECKPOINT_FORMAT or blob.get("key") != key:
-            warnings.warn(f"{path}: checkpoint belongs to another run (data or settings differ); starting a fresh fit",
-                          stacklevel=3)
-            return False
-        self.model.load_state_dict(blob["model"])
-        optimizer.load_state_dict(blob["optimizer"])
-        if scheduler is not None and blob["scheduler"] is not None:
-            scheduler.load_state_dict(blob["scheduler"])
-        if scaler is not None and blob["scaler"] is not None:
-            scaler.load_state_dict(blob["scaler"])
-        saved = blob["state"]
+            return refuse(f"{path}: checkpoint belongs to another run (data or settings differ)")
+        before = (_cpu_state(self.model.state_dict()), copy.deepcopy(optimizer.state_dict()),
+                  None if scheduler is None else copy.deepcopy(scheduler.state_dict()),
+                  None if scaler is None else scaler.state_dict())
+        try:
+            saved = _check_loop_state(blob["state"])
+            install_rng = _rng_setter(blob["rng"])
+            self.model.load_state_dict(blob["model"])
+            optimizer.load_state_dict(blob["optimizer"])
+            if scheduler is not None and blob["scheduler"] is not None:
+                scheduler.load_state_dict(blob["scheduler"])
+            if scaler is not None and blob["scaler"] is not None:
+                scaler.load_state_dict(blob["scaler"])
+        except Exception as exc:  # noqa: BLE001 - a state that does not fit: undo, start over
+            self.model.load_state_dict(before[0])
+            optimizer.load_state_dict(before[1])
+            if scheduler is not None:
+                scheduler.load_state_dict(before[2])
+            if scaler is not None:
+                scaler.load_state_dict(before[3])
+            first = (str(exc).strip().splitlines() or [""])[0]
+            return refuse(f"{path}: not a resumable state for this model ({type(exc).__name__}: {first})")
         state.update(saved)
         # a fit stopped only by max_epochs / time may continue with a larger limit
         if state["stop_reason"] in ("max_epochs", "time_limit"):
             state["stop_reason"] = None
-        torch.set_rng_state(blob["rng"]["torch"])
-        if blob["rng"]["cuda"] is not None and torch.cuda.is_available():
-            with contextlib.suppress(Exception):
-                torch.cuda.set_rng_state_all(blob["rng"]["cuda"])
+        install_rng()
         return True
 
     def _progress(self):

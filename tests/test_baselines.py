@@ -259,3 +259,26 @@ def test_external_valid_and_determinism(real_split):
     no_stop = KmerLGBM(dataclasses.replace(config, n_estimators=20, early_stopping_rounds=0), seed=5)
     no_stop.fit(train)
     assert no_stop.best_iteration_ == 20
+
+
+@pytest.mark.parametrize("cls", [KmerRidge, KmerLGBM])
+@pytest.mark.parametrize("targets", [[5.0], [3.0] * 40])
+def test_one_row_or_constant_targets_are_a_clear_error(cls, targets):
+    """A 1-row or constant-target training set used to end in a traceback (kmer-ridge wrote -inf into JSON)."""
+    rng = np.random.default_rng(0)
+    seqs = ["".join(rng.choice(list("ACGT"), 30)) for _ in targets]
+    table = SeqTable.from_strings(seqs, np.array(targets, dtype=np.float32))
+    with pytest.raises(ValueError, match="at least 2 rows with different targets"):
+        cls(seed=0).fit(table)
+
+
+def test_ridge_selection_with_undefined_r_is_a_clear_error():
+    """Constant validation targets leave Pearson r undefined for every alpha: an error naming why,
+    not a -inf selection written into fit_info.json."""
+    rng = np.random.default_rng(1)
+    seqs = ["".join(rng.choice(list("ACGT"), 20)) for _ in range(40)]
+    train = SeqTable.from_strings(seqs[:30], rng.normal(size=30))
+    valid = SeqTable.from_strings(seqs[30:], np.full(10, 2.0))
+    model = KmerRidge(KmerRidge.Config(k_max=2, alphas=[1.0, 10.0]), seed=0)
+    with pytest.raises(ValueError, match="undefined for every alpha on the 10 validation rows"):
+        model.fit(train, valid)

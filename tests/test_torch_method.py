@@ -186,3 +186,42 @@ def test_runtime_settings_reach_the_train_config():
 def test_bad_runtime_settings_are_refused(field, value, message):
     with pytest.raises(ValueError, match=message):
         TinyConfig(**{field: value})
+
+
+def _write_marker(path: str) -> dict:
+    with open(path, "w") as fh:
+        fh.write("code from a saved model directory was executed\n")
+    return {}
+
+
+class _Planted:
+    """Unpickling it (``torch.load(weights_only=False)``) calls :func:`_write_marker`."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return _write_marker, (self.marker,)
+
+
+def test_load_refuses_planted_truncated_or_linked_weights(fitted, tmp_path):
+    saved, marker = tmp_path / "m", tmp_path / "marker.txt"
+    fitted.save(saved)
+    weights = saved / MODEL_FILE
+    good = weights.read_bytes()
+    torch.save({"conv.weight": _Planted(marker)}, weights)
+    with pytest.raises(ValueError, match=rf"{weights}: not a weights file of tensors"):
+        Tiny.load(saved, device="cpu")
+    assert not marker.exists()
+    weights.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match=rf"{weights}: not a weights file of tensors"):
+        Tiny.load(saved, device="cpu")
+    torch.save([torch.zeros(2)], weights)  # tensors, but not a state dict
+    with pytest.raises(ValueError, match="holds a list, not a state dict of tensors"):
+        Tiny.load(saved, device="cpu")
+    outside = tmp_path / "elsewhere.pt"
+    outside.write_bytes(good)
+    weights.unlink()
+    weights.symlink_to(outside)
+    with pytest.raises(FileNotFoundError, match="links are not followed"):
+        Tiny.load(saved, device="cpu")
