@@ -31,6 +31,17 @@ directory, so it carries paths and small objects, never the data (see :mod:`harn
 exception in its result, the others run to the end (their outputs stay for resume), and the caller
 raises one :class:`JobError` naming every failed job. Only a dead worker process or a lost
 cluster aborts the dispatch; the :class:`JobError` then names the jobs that had not finished.
+
+Workers stop with their driver. Where the workers were started by this process (``local`` with
+several jobs, a LocalCluster, a local Ray instance):
+
+* ``SIGTERM`` to the driver becomes a :class:`Terminated` exception in it, so joblib cancels the
+  queued jobs and terminates its worker processes before the driver exits (and the caller's
+  ``finally`` blocks run: the run directory's lock is released);
+* after a ``SIGKILL`` (nothing runs in the driver), each worker notices within
+  :data:`WATCH_INTERVAL` seconds that the driver is gone and exits without starting another
+  job (a watchdog thread in the worker, :func:`_watch_driver`); before this, loky workers ran the
+  jobs already queued to them for minutes, and a resume started meanwhile duplicated them.
 """
 
 from __future__ import annotations
@@ -38,6 +49,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import signal
+import socket
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -58,6 +72,15 @@ class BackendUnavailable(RuntimeError):
 
 class JobError(RuntimeError):
     """One or more jobs failed, or the backend lost them; the message names each (method, fold)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """``SIGTERM`` arrived while :func:`dispatch` waited on worker processes (a ``BaseException``, so
+    no job's ``except Exception`` swallows it; joblib aborts on it and terminates its workers)."""
+
+
+#: Seconds between a worker's checks that its driver process is still alive.
+WATCH_INTERVAL = 0.5
 
 
 @dataclass
@@ -204,9 +227,11 @@ def dispatch(func: Callable[..., Any], items: Sequence[Any], backend: str = "loc
     if not items:
         return []
     local = in_process(backend, jobs)
+    # workers this process starts must stop with it (module docstring); a given cluster's are not ours
+    driver = None if local or joins_cluster(backend, scheduler) else (socket.gethostname(), os.getpid())
     outcomes: dict[int, Outcome] = {}
-    with session(backend, jobs, scheduler, console) as n_jobs:
-        tasks = (delayed(_indexed)(i, func, item, console if local else None) for i, item in enumerate(items))
+    with _sigterm_raises(driver is not None), session(backend, jobs, scheduler, console) as n_jobs:
+        tasks = (delayed(_indexed)(i, func, item, console if local else None, driver) for i, item in enumerate(items))
         # results as the jobs end; Ray's joblib backend hands them back only all together, at the end
         parallel = Parallel(n_jobs=n_jobs, return_as="list" if backend == "ray" else "generator_unordered")
         try:
@@ -215,6 +240,11 @@ def dispatch(func: Callable[..., Any], items: Sequence[Any], backend: str = "loc
                 outcomes[i] = Outcome(items[i], result, error)
                 if on_outcome is not None:
                     on_outcome(outcomes[i])
+        except Terminated as exc:  # joblib has cancelled the queued jobs and terminated its workers
+            unfinished = [str(item) for i, item in enumerate(items) if i not in outcomes]
+            raise JobError(f"terminated (SIGTERM): the {backend} workers were stopped with these jobs unfinished: "
+                           f"{'; '.join(unfinished)}. Finished jobs are kept: run the same command again to "
+                           "resume") from exc
         except Exception as exc:  # a dead worker, a lost scheduler: joblib has cancelled the rest
             unfinished = [str(item) for i, item in enumerate(items) if i not in outcomes]
             message = " ".join(str(exc).split())  # one line
@@ -224,5 +254,69 @@ def dispatch(func: Callable[..., Any], items: Sequence[Any], backend: str = "loc
     return [outcomes[i] for i in range(len(items))]
 
 
-def _indexed(i: int, func: Callable[..., Any], item: Any, console: Console | None) -> tuple[int, Any]:
+def joins_cluster(backend: str, scheduler: str | None) -> bool:
+    """True when ``backend`` connects to a cluster that outlives this process (its workers are not ours)."""
+    if backend == "dask":
+        return bool(scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS"))
+    if backend == "ray":
+        return bool(os.environ.get("RAY_ADDRESS"))
+    return False
+
+
+@contextlib.contextmanager
+def _sigterm_raises(enabled: bool) -> Iterator[None]:
+    """While active (and in the main thread), ``SIGTERM`` raises :class:`Terminated` here."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _indexed(i: int, func: Callable[..., Any], item: Any, console: Console | None,
+             driver: tuple[str, int] | None = None) -> tuple[int, Any]:
+    if driver is not None and driver[1] != os.getpid() and driver[0] == socket.gethostname():
+        _watch_driver(driver[1])  # in a worker process: exits if the driver is gone, now or later
     return i, func(item, console)
+
+
+_WATCHED: set[int] = set()
+
+
+def _watch_driver(pid: int) -> None:
+    """In a worker process: exit at once if the driver ``pid`` is gone, and start (once) a daemon
+    thread that exits the process as soon as it goes. A driver that is the worker's parent (loky,
+    a LocalCluster) is gone when the parent changes (no PID-reuse ambiguity); otherwise when
+    ``os.kill(pid, 0)`` finds no such process."""
+    parent_is_driver = os.getppid() == pid
+
+    def gone() -> bool:
+        if parent_is_driver:
+            return os.getppid() != pid
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's
+            return False
+        return False
+
+    if gone():
+        os._exit(1)  # never start a queued job of a dead driver
+    if pid in _WATCHED:
+        return
+    _WATCHED.add(pid)
+
+    def watch() -> None:
+        while not gone():
+            threading.Event().wait(WATCH_INTERVAL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name=f"watch-driver-{pid}", daemon=True).start()

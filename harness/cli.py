@@ -33,14 +33,19 @@ def main() -> None:
 @click.option("--train", type=EXISTING, default=None, help="Training file (default: DATA/train_sequences.txt).")
 @click.option("--snv-pairs", type=EXISTING, default=None,
               help="SNV pair CSV (alt_pos, ref_pos) used when the official all_SNVs_seqs.csv is absent.")
-@click.option("--split", type=click.Choice(["holdout", "kfold"]), default="holdout", show_default=True)
+@click.option("--split", type=click.Choice(["holdout", "kfold", "none"]), default="holdout", show_default=True,
+              help="holdout: one model, --holdout-fraction held out; kfold: --folds models, every row held out "
+                   "once (OOF for `harness ensemble`); none: one model on every training row, no OOF (the "
+                   "teams' protocol: reproduces a challenge entry).")
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True, help="Folds of a kfold split.")
 @click.option("--holdout-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
               show_default=True, help="Held-out fraction of a holdout split.")
 @click.option("--profile", default="default", show_default=True,
               help="Named profile of each method (configs/<method>.toml), e.g. paper or cpu.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "tpu", "mps"]), default="auto", show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Seed of the split; fold k's model gets seed + k.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "tpu", "mps"]), default="auto", show_default=True,
+              help="Where models train; a device this machine lacks is refused before anything is written.")
 @click.option("--out", type=PATH, default=None,
               help="Run directory (default: runs/<data>-<train>-<split>-<profile>-s<seed>); re-running resumes.")
 @click.option("--skip-bad-rows", is_flag=True, help="Drop bad training rows and report counts instead of failing.")
@@ -72,33 +77,55 @@ def run(methods, data, train, snv_pairs, split, folds, holdout_fraction, profile
 @click.argument("pred_file", type=EXISTING)
 @click.option("--data", type=PATH, default=None, help="Data directory (default: $HARNESS_DATA).")
 @click.option("--board", "boards", type=click.Choice(["public", "private", "full"]), multiple=True,
-              help="Board(s) to score (repeatable; default: every board the file covers).")
+              help="Board(s) to score (repeatable; default: every board of the data, or the public board "
+                   "for a file holding exactly the public ids).")
 @click.option("--snv-pairs", type=EXISTING, default=None, help="SNV pair CSV used when the official one is absent.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @friendly_errors
 def score(pred_file, data, boards, snv_pairs, as_json):
-    """Score a prediction file (challenge JSON or sequence<TAB>prediction) with the official metric."""
+    """Score a prediction file (challenge JSON or sequence<TAB>prediction) with the official metric.
+
+    Exits 1, naming the test indices, when a board to score lacks a prediction or has a NaN/inf
+    one. A board that cannot score every category (no SNV pairs: give --snv-pairs) is scored but
+    flagged partial: a warning on stderr and "partial": true with "missing" in --json."""
     from .report import board_table
-    from .scoring import read_predictions
+    from .scoring import board_ids, parse_predictions
     from .scoring import score as score_board
-    from .scoring.scorer import board_members
 
     data_dir = resolve_data_dir(data)
     if data_dir is None:
         raise click.UsageError("give --data DIR or set HARNESS_DATA")
     test = load_test_set(data_dir, snv_pairs)
-    pred = read_predictions(pred_file, test)
+    parsed = parse_predictions(pred_file, test)
+    parsed.raise_problems()
     available = [b for b in ("public", "private", "full") if b == "full" or test.public_ids is not None]
-    covered = [b for b in available if np.isfinite(pred[board_members(test, b)[0]]).all()]
-    wanted = list(boards) or covered
-    uncovered = [b for b in wanted if b not in covered]
-    if uncovered or not wanted:
-        n = int(np.isfinite(pred).sum())
-        raise click.ClickException(f"{pred_file}: predictions cover {n:,} of {len(test):,} test sequences; "
-                                   f"board(s) {', '.join(uncovered or available)} cannot be scored")
-    results = {b: score_board(pred, test, b) for b in wanted}
+    if boards:
+        wanted = list(dict.fromkeys(boards))
+        absent = [b for b in wanted if b not in available]
+        if absent:
+            raise click.ClickException(f"{data_dir}: no public_leaderboard_ids/, so board(s) {', '.join(absent)} "
+                                       "cannot be scored")
+    elif test.public_ids is not None and np.array_equal(np.flatnonzero(parsed.given), test.public_ids):
+        wanted = ["public"]
+        click.echo(f"note: {pred_file} holds exactly the {len(test.public_ids):,} public-leaderboard ids: "
+                   "scored on the public board only", err=True)
+    else:
+        wanted = available
+    refusals = [f"  {b} board: {why}" for b in wanted if (why := parsed.coverage(board_ids(test, b)))]
+    if refusals:
+        raise click.ClickException("\n".join([f"{pred_file}: cannot score every board asked for "
+                                               f"({parsed.n_values:,} of {len(test):,} test indices given)"]
+                                              + refusals))
+    results = {b: score_board(parsed.values, test, b) for b in wanted}
+    for b, r in results.items():
+        if r.partial:
+            why = f" (SNV pairs: {r.snv_source}; give --snv-pairs FILE)" if "SNVs" in r.missing else ""
+            click.echo(f"warning: PARTIAL {b} board: cannot score {', '.join(r.missing)}{why}; "
+                       "they count 0 while the sums are still divided by 4.65, so this is not the challenge's score",
+                       err=True)
     if as_json:
-        click.echo(json.dumps({"boards": {b: r.to_dict() for b, r in results.items()}}, indent=2))
+        click.echo(json.dumps({"partial": any(r.partial for r in results.values()),
+                               "boards": {b: r.to_dict() for b, r in results.items()}}, indent=2))
     else:
         for b, r in results.items():
             console.print(board_table(r, f"{pred_file.name} · {b} board"))

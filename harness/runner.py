@@ -1,15 +1,19 @@
 """``harness run``: fit every (method, fold), predict out-of-fold and test, score, tabulate.
 
-Run directory layout (every file written atomically; a finished job is never redone)::
+Run directory layout (every file written atomically; a finished job whose files verify is never redone)::
 
-    run.json                      the run's settings and software versions
+    run.json                      the run's settings and software versions ("format": "dream-harness run")
+    run.lock                      held (flock, with the PID) while a process runs here: one at a time
     split.json, split.npy         the fold manifest shared by every method
     methods/<name>/config.json    the resolved profile
     methods/<name>/fold<k>/model/ the fitted method (Method.save)
-    methods/<name>/fold<k>/oof.npy, test.npy, done.json
-    methods/<name>/oof.npy        (N_train,) out-of-fold predictions, NaN where never held out
+    methods/<name>/fold<k>/oof.npy, test.npy, done.json  (done.json: timings, held-out r and
+                                  "files": the XXH3-128 manifest of oof.npy, test.npy and model/)
+    methods/<name>/oof.npy        (N_train,) out-of-fold predictions, NaN where never held out;
+                                  absent after ``--split none`` (no row held out)
     methods/<name>/test.npy       (N_test,) test predictions, mean over folds
-    methods/<name>/scores.json    official scores per board + OOF Pearson/Spearman
+    methods/<name>/scores.json    official scores per board + OOF Pearson/Spearman (null without
+                                  OOF rows); an informative cache: reports re-score test.npy
     leaderboard.json
 
 Each (method, fold) is one self-contained job (:class:`FoldJob`, :func:`run_fold`), dispatched by
@@ -23,12 +27,20 @@ left nothing that a resumed run would trust) and returns a small summary. The dr
 aggregates the fold files, in fold order, exactly as a sequential run does, so a seed gives the same
 predictions on every backend (for methods whose numerics do not depend on how many threads
 they are given: the backends start workers with different thread limits).
+
+Nothing in a run directory is trusted (:func:`open_run_dir`, :func:`verified_model_dir`): ``--out``
+must be new, empty or a harness run (another program's directory is never written to); one
+process at a time works in it (``run.lock``); a symbolic link inside it is refused, never
+followed; a fold is skipped on resume only when its files match the digests its ``done.json``
+recorded (:mod:`harness.integrity`), else it is redone and the console names the file and the
+problem; and a fold's model is verified before anything loads it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import platform
 import shutil
@@ -47,15 +59,17 @@ from rich.panel import Panel
 from rich.text import Text
 
 from . import __version__, registry
-from .backend import JobError, Outcome, check_available, dispatch, in_process
+from .backend import JobError, Outcome, check_available, dispatch, in_process, joins_cluster
 from .data import DataError, SeqTable, TestSet, load_test_set, read_table
 from .data.testset import TEST_FILE, TRAIN_FILE
 from .data.readers import BadRows
 from .data.cache import load_training
-from .io import read_json, write_json, write_npy
+from .integrity import IntegrityError, verify
+from .integrity import manifest as file_manifest
+from .io import DirLock, UnsafePath, find_links, read_json, refuse_links, write_json, write_npy
 from .method import Method, MethodConfig
 from .report import leaderboard_table
-from .scoring import BoardScore, CategoryScore, score_boards
+from .scoring import BoardScore, score_boards
 from .scoring.scorer import pearson, spearman
 from .splits import SplitSpec, fingerprint, load_or_create
 
@@ -115,35 +129,57 @@ class FoldJob:
 
 @dataclass
 class MethodResult:
-    """A method's scores on each board and its out-of-fold Pearson r / Spearman ρ."""
+    """A method's scores on each board and its out-of-fold Pearson r / Spearman ρ over the
+    ``oof_rows`` training rows that were held out; both None when no row was (``--split none``)."""
 
     boards: dict[str, BoardScore]
-    oof_pearson: float
-    oof_spearman: float
+    oof_pearson: float | None
+    oof_spearman: float | None
+    oof_rows: int = 0
+
+    def oof_dict(self) -> dict:
+        """``{"oof_pearson", "oof_spearman", "oof_rows"}`` for JSON (None is written as null)."""
+        return {"oof_pearson": self.oof_pearson, "oof_spearman": self.oof_spearman, "oof_rows": self.oof_rows}
 
 
 def default_out(spec: RunSpec, data_dir: Path, simulated: bool) -> Path:
-    """``runs/<data>-<train file>-<split>-<profile>-s<seed>``: the same command resumes the same run."""
+    """``runs/<data>-<train file>-<split>-<profile>-s<seed>``: the same command resumes the same run.
+    ``<split>`` is ``holdout``, ``kfold<K>`` or ``none``."""
     data_label = "simulated" if simulated else data_dir.name
     train_label = spec.train.stem if spec.train else "train"
-    split = "holdout" if spec.split.kind == "holdout" else f"kfold{spec.split.folds}"
+    split = f"kfold{spec.split.folds}" if spec.split.kind == "kfold" else spec.split.kind
     return Path("runs") / f"{data_label}-{train_label}-{split}-{spec.profile}-s{spec.split.seed}"
 
 
 def run(spec: RunSpec, console: Console | None = None) -> dict[str, MethodResult]:
     """Run the spec end to end and return method -> :class:`MethodResult`.
 
+    Arguments that cannot work (a negative seed, more folds than rows, a hold-out fraction leaving
+    fewer than 2 training rows or no held-out row, an unavailable ``--device``, an ``--out`` that
+    is a file, unwritable, or a non-empty directory that is not a harness run) are refused before
+    anything is written. The run directory is locked (:class:`harness.io.DirLock`, ``run.lock``)
+    for the whole run, links inside it are refused, and a finished fold is skipped only when its
+    files match the digests in its ``done.json`` (else it is redone, and the console says why).
+
     Raises:
         DataError: bad or missing data files.
         KeyError: an unknown method name.
-        ValueError: the output directory holds a run with other data, split or profile.
+        ValueError: an argument that cannot work (named), or the output directory is not a harness
+            run, holds a run with other data, split or profile, or holds a symbolic link
+            (:class:`RunDirError`, :class:`harness.io.UnsafePath`; nothing is written then).
+        harness.io.LockedError: another live process is running in the output directory.
         harness.backend.BackendUnavailable: the backend's package is not installed (before any work).
         harness.backend.JobError: jobs failed (each named with method and fold) or a worker was lost;
             every finished job is kept, so the same call resumes.
     """
-    console = console or Console()
+    with contextlib.ExitStack() as stack:  # holds the run directory's lock until the run ends
+        return _run(spec, console or Console(), stack)
+
+
+def _run(spec: RunSpec, console: Console, stack: contextlib.ExitStack) -> dict[str, MethodResult]:
     classes = {m: registry.get(m) for m in spec.methods}  # fail fast on unknown names
     check_available(spec.backend, spec.scheduler)  # and on a backend that is not installed
+    check_arguments(spec)  # seed, jobs, device
 
     if spec.data_dir is None:
         from .data.simulate import default_data_dir
@@ -153,6 +189,7 @@ def run(spec: RunSpec, console: Console | None = None) -> dict[str, MethodResult
         data_dir = Path(spec.data_dir)
     train_path = Path(spec.train) if spec.train else data_dir / TRAIN_FILE
     train = load_train_file(train_path, spec.skip_bad_rows, console)  # bad input stops the run before any write
+    check_split_fits(spec.split, len(train), train_path)
     test = load_test_set(data_dir, spec.snv_pairs)
     simulated = test.simulated  # the default data, or --data pointing at a simulated directory
     if simulated:
@@ -160,17 +197,23 @@ def run(spec: RunSpec, console: Console | None = None) -> dict[str, MethodResult
                             "scores on it say nothing about the challenge. Pass --data DIR (or set HARNESS_DATA) "
                             "for the real DREAM 2022 files.", title="simulated data", style="yellow"))
     out = Path(spec.out) if spec.out else default_out(spec, data_dir, simulated)
-    out.mkdir(parents=True, exist_ok=True)
+    profiles = {name: registry.load_profile(cls, spec.profile, spec.config_dir) for name, cls in classes.items()}
+    fresh = open_run_dir(out, stack, console)  # refuses a file, a foreign directory, links; locks
+    if fresh:  # from now on the directory is recognisably a harness run
+        _write_run_json(out, spec, data_dir, train_path, train, test, simulated)
     assignment = load_or_create(out, train, spec.split)
-    train_fingerprint = read_json(out / "split.json")["train_fingerprint"]
-    _write_run_json(out, spec, data_dir, train_path, train, test, simulated)
+    train_fingerprint = read_json(out / "split.json", dict)["train_fingerprint"]
+    for name, profile in profiles.items():  # every refusal before the first write of a resumed run
+        _check_config(out / "methods" / name, name, profile)
+    if not fresh:
+        _write_run_json(out, spec, data_dir, train_path, train, test, simulated)
     console.print(f"run directory [bold]{out}[/]: {len(train):,} training rows ({train_path}), "
                   f"{len(test):,} test sequences, {spec.split.kind} split × {spec.split.n_folds}, SNV pairs: {test.snv_source}")
 
     out, train_path, data_dir = out.resolve(), train_path.resolve(), data_dir.resolve()  # jobs may run elsewhere
     jobs: list[FoldJob] = []
     for name, cls in classes.items():
-        jobs += _method_jobs(name, cls, spec, out, train_path, data_dir, train_fingerprint, console)
+        jobs += _method_jobs(name, cls, profiles[name], spec, out, train_path, data_dir, train_fingerprint, console)
     with _tables_known(train_path, spec.skip_bad_rows, train, train_fingerprint, data_dir, test):
         _run_jobs(jobs, spec, console)
     results = {name: _aggregate(name, out, train, test, assignment, spec.split.n_folds) for name in classes}
@@ -178,13 +221,19 @@ def run(spec: RunSpec, console: Console | None = None) -> dict[str, MethodResult
     # the terminal shows private and public (full is in the files); without public ids, full
     boards = [b for b in ("private", "public") if b in next(iter(results.values())).boards] or ["full"]
     rank_board = boards[0]
-    extra = {m: {"OOF r": f"{r.oof_pearson:.4f}", "OOF ρ": f"{r.oof_spearman:.4f}"} for m, r in results.items()}
+    extra = {m: {"OOF r": _fmt_oof(r.oof_pearson), "OOF ρ": _fmt_oof(r.oof_spearman)} for m, r in results.items()}
     title = "Leaderboard (SIMULATED data)" if simulated else "Leaderboard"
-    console.print(leaderboard_table({m: r.boards for m, r in results.items()}, boards, rank_board, extra, title))
-    write_json(out / "leaderboard.json", {m: {"boards": {b: s.to_dict() for b, s in r.boards.items()},
-                                             "oof_pearson": r.oof_pearson, "oof_spearman": r.oof_spearman}
+    table = leaderboard_table({m: r.boards for m, r in results.items()}, boards, rank_board, extra, title)
+    if not spec.split.holds_out:
+        table.caption += "\n--split none: every method trained on all training rows; no OOF (—)"
+    console.print(table)
+    write_json(out / "leaderboard.json", {m: {"boards": {b: s.to_dict() for b, s in r.boards.items()}, **r.oof_dict()}
                                          for m, r in results.items()})
     return results
+
+
+def _fmt_oof(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
 
 
 def load_train_file(path: Path, skip_bad_rows: bool, console: Console) -> SeqTable:
@@ -205,31 +254,246 @@ def load_train_file(path: Path, skip_bad_rows: bool, console: Console) -> SeqTab
     return train
 
 
-def _method_jobs(name: str, cls: type[Method], spec: RunSpec, out: Path, train_path: Path, data_dir: Path,
-                 train_fingerprint: str, console: Console) -> list[FoldJob]:
-    """Check or write the method's ``config.json``; the jobs of its folds that are not done yet."""
-    method_dir = out / "methods" / name
-    profile = registry.load_profile(cls, spec.profile, spec.config_dir)
-    config = dataclasses.asdict(profile.config)
+#: ``run.json`` key and value that mark a directory as a harness run.
+RUN_FORMAT = ("format", "dream-harness run")
+#: The run directory's lock file (:class:`harness.io.DirLock`).
+LOCK_FILE = "run.lock"
+#: Largest seed: scikit-learn's and NumPy's seeds are unsigned 32-bit; fold k uses seed + k.
+MAX_SEED = 2**32 - 1
+
+
+class RunDirError(ValueError):
+    """``--out`` cannot be used as a run directory (a file, unwritable, or someone else's directory)."""
+
+
+def check_arguments(spec: RunSpec) -> None:
+    """Refuse, before anything is read or written, a seed or job count that cannot work, and a
+    ``--device`` that this machine lacks (checked with :func:`harness.torch_train.select_device`
+    for devices other than ``auto``/``cpu``, when the jobs run on this machine; a given Dask or
+    Ray cluster's workers may have devices this driver has not).
+
+    Raises:
+        ValueError: the argument, its value and the problem.
+    """
+    seed, n_folds = spec.split.seed, spec.split.n_folds
+    if not 0 <= seed <= MAX_SEED - (n_folds - 1):
+        raise ValueError(f"--seed {seed}: must be in 0..{MAX_SEED - (n_folds - 1):,} (fold k uses seed + k, "
+                         f"and seeds are unsigned 32-bit)")
+    if spec.jobs is not None and spec.jobs < 1:
+        raise ValueError(f"--jobs {spec.jobs}: must be at least 1")
+    if str(spec.device).lower() not in ("auto", "cpu") and not joins_cluster(spec.backend, spec.scheduler):
+        from .torch_train import select_device
+
+        try:
+            select_device(spec.device)
+        except (RuntimeError, ValueError) as exc:
+            raise ValueError(f"--device {spec.device}: {exc}; use --device auto (the best device here) "
+                             "or cpu") from exc
+
+
+def check_split_fits(split: SplitSpec, n_rows: int, train_path: Path) -> None:
+    """Refuse a split that leaves a fold without a held-out row or with fewer than 2 training rows.
+
+    The counts follow scikit-learn: ``KFold`` holds out ``ceil(n / folds)`` rows in the largest
+    fold, ``train_test_split`` ``ceil(fraction * n)`` rows.
+
+    Raises:
+        ValueError: the option, the row count of ``train_path`` and what the split would leave.
+    """
+    if split.kind == "kfold":
+        if split.folds > n_rows:
+            raise ValueError(f"--folds {split.folds}: {train_path} has {n_rows:,} training rows, fewer than the "
+                             "folds (each fold must hold out at least one row)")
+        held, option = math.ceil(n_rows / split.folds), f"--folds {split.folds}"
+    elif split.kind == "holdout":
+        held, option = math.ceil(split.holdout_fraction * n_rows), f"--holdout-fraction {split.holdout_fraction}"
+    else:  # no row held out
+        held, option = 0, f"--split {split.kind}"
+    if (split.kind != "none" and held < 1) or n_rows - held < 2:
+        raise ValueError(f"{option}: holds out {held:,} of the {n_rows:,} training rows of {train_path}, leaving "
+                         f"{n_rows - held:,} to train on; a fold needs at least 1 held-out row and 2 training rows")
+
+
+def open_run_dir(out: Path, stack: contextlib.ExitStack, console: Console) -> bool:
+    """Make or check the run directory ``out`` and lock it until ``stack`` closes; True when new.
+
+    ``out`` may be new, empty, or a harness run (its ``run.json`` carries :data:`RUN_FORMAT`, or,
+    from older versions, ``versions.harness``). Anything else is refused before the harness
+    writes there: it never overwrites another program's files. The lock (``run.lock``) keeps a
+    second process out while this one runs; a lock left by a dead process is taken over (the
+    console says so). Links or special files anywhere inside are refused, never followed.
+
+    Raises:
+        RunDirError: ``out`` is a file, cannot be created or written, or is a non-empty directory
+            that is not a harness run (the message names it and says why).
+        harness.io.LockedError: a live process holds the lock.
+        harness.io.UnsafePath: a symbolic link inside ``out``.
+    """
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out}: exists and is not a directory; give a new or empty directory, or a "
+                          "harness run to resume")
+    try:
+        if out.is_dir():
+            _check_ours(out)  # before the lock file is written: nothing goes into someone else's directory
+        out.mkdir(parents=True, exist_ok=True)
+        lock = stack.enter_context(DirLock(out, LOCK_FILE))
+    except OSError as exc:
+        raise RunDirError(f"--out {out}: cannot create or write the run directory "
+                          f"({exc.strerror or exc}: {exc.filename or out})") from exc
+    if lock.took_over:
+        console.print(f"[yellow]{out / LOCK_FILE}: taking over the lock of a run that ended without releasing it "
+                      f"({escape(lock.took_over)}, no longer running)")
+    find_links(out)
+    return _check_ours(out)
+
+
+def _check_ours(out: Path) -> bool:
+    """True when ``out`` is empty (but for the lock file), False when it is a harness run.
+
+    Raises:
+        RunDirError: anything else (named, with what to do).
+    """
+    entries = [e for e in os.listdir(out) if e != LOCK_FILE]
+    if not entries:
+        return True
+    run_json = out / "run.json"
+    if run_json.is_symlink() or not run_json.is_file():
+        raise RunDirError(f"--out {out}: not empty and not a harness run directory (no run.json written by the "
+                          "harness); refusing to write there: give a new or empty directory")
+    try:
+        meta = read_json(run_json, dict)
+    except ValueError as exc:
+        raise RunDirError(f"{run_json}: not a run.json written by the harness (not a JSON object); refusing to "
+                          f"write in {out}: give a new or empty directory") from exc
+    key, value = RUN_FORMAT
+    if meta.get(key) != value and not (isinstance(meta.get("versions"), dict) and "harness" in meta["versions"]):
+        raise RunDirError(f"{run_json}: not a run.json written by the harness (no {key!r}: {value!r}); refusing to "
+                          f"write in {out}: give a new or empty directory")
+    return False
+
+
+def _check_config(method_dir: Path, name: str, profile) -> None:
+    """Refuse a run directory where ``name`` ran with another configuration (nothing is written).
+
+    Raises:
+        ValueError: ``config.json`` differs (or is not a JSON object with a ``config``).
+    """
     config_path = method_dir / "config.json"
     if config_path.is_file():
-        saved = read_json(config_path)
-        if saved["config"] != config:
+        saved = read_json(config_path, dict)
+        if saved.get("config") != dataclasses.asdict(profile.config):
             raise ValueError(f"{config_path}: {name} was run here with another configuration "
-                             f"(profile {saved['profile']!r}); use another --out or remove {method_dir}")
-    else:
-        write_json(config_path, {"method": name, "profile": spec.profile, "source": profile.source, "config": config})
+                             f"(profile {saved.get('profile')!r}); use another --out or remove {method_dir}")
+
+
+def _method_jobs(name: str, cls: type[Method], profile, spec: RunSpec, out: Path, train_path: Path, data_dir: Path,
+                 train_fingerprint: str, console: Console) -> list[FoldJob]:
+    """Write the method's ``config.json`` (checked by :func:`_check_config`) when new; the jobs of its
+    folds that are not done, or whose files fail verification (redone, with a console line naming
+    the file and the problem)."""
+    method_dir = out / "methods" / name
+    config_path = method_dir / "config.json"
+    if not config_path.is_file():
+        write_json(config_path, {"method": name, "profile": spec.profile, "source": profile.source,
+                                 "config": dataclasses.asdict(profile.config)})
 
     n_folds = spec.split.n_folds
     jobs = []
     for k in range(n_folds):
-        if (method_dir / f"fold{k}" / "done.json").is_file():
-            console.print(f"[dim]{name} · fold {k + 1}/{n_folds}: done, skipped (resume)")
+        fold_dir = method_dir / f"fold{k}"
+        problem = _fold_problem(out, fold_dir)
+        if problem is None:
+            console.print(f"[dim]{name} · fold {k + 1}/{n_folds}: done and verified, skipped (resume)")
             continue
+        if problem:
+            console.print(f"[yellow]{name} · fold {k + 1}/{n_folds}: {escape(problem)}; redoing the fold")
+            (fold_dir / "done.json").unlink()  # the fold is not done; a crash before its redo is finished keeps it so
         jobs.append(FoldJob(name, cls, profile.config, f"{spec.profile} ({profile.source})", k, n_folds,
                             spec.split.seed + k, spec.device, str(out), str(train_path), spec.skip_bad_rows,
                             str(data_dir), train_fingerprint))
     return jobs
+
+
+#: ``done.json`` key holding the fold's file manifest (:func:`harness.integrity.manifest`).
+MANIFEST_KEY = "files"
+
+
+def _fold_problem(run_dir: Path, fold_dir: Path) -> str | None:
+    """None when the fold is done and every file its ``done.json`` lists matches its digest; ``""``
+    when it has no ``done.json`` (not done); else the problem, one line naming the file.
+
+    Raises:
+        harness.io.UnsafePath: a symbolic link on the way to the fold's files (never followed).
+    """
+    done_path = refuse_links(run_dir, fold_dir / "done.json")
+    if not done_path.exists():
+        return ""
+    try:
+        _verified_done(fold_dir)
+    except (IntegrityError, ValueError) as exc:
+        if isinstance(exc, UnsafePath):
+            raise
+        return str(exc)
+    return None
+
+
+def _verified_done(fold_dir: Path, prefix: str = "") -> dict:
+    """The fold's ``done.json`` after verifying the files of its manifest whose paths start with
+    ``prefix`` (all: ``""``; the model: ``"model/"``); a manifest must cover ``oof.npy``,
+    ``test.npy`` and at least one ``model/`` file.
+
+    Raises:
+        harness.integrity.IntegrityError: no manifest (a fold of an older harness version), or a
+            file missing, changed or truncated (named).
+        ValueError: ``done.json`` is not a JSON object.
+        harness.io.UnsafePath: a listed path crosses a symbolic link.
+    """
+    done_path = fold_dir / "done.json"
+    done = read_json(done_path, dict)
+    files = done.get(MANIFEST_KEY)
+    if not isinstance(files, dict) or not files:
+        raise IntegrityError(f"{done_path}: no file manifest (written by an older harness version), so the "
+                             "fold's files cannot be verified")
+    if not {"oof.npy", "test.npy"} <= set(files) or not any(str(f).startswith("model/") for f in files):
+        raise IntegrityError(f"{done_path}: the manifest does not cover oof.npy, test.npy and model/")
+    wanted = {rel: entry for rel, entry in files.items() if rel.startswith(prefix)}
+    for rel in wanted:
+        refuse_links(fold_dir, fold_dir / rel)
+    verify(fold_dir, wanted)
+    return done
+
+
+def verified_model_dir(fold_dir: str | os.PathLike) -> Path:
+    """``fold_dir/model`` of a finished fold, after checking it is exactly what the harness saved.
+
+    Call this before anything loads a fold's model (:meth:`harness.method.Method.load`): every file
+    of ``model/`` must match the digest recorded in the fold's ``done.json`` when it was saved
+    (:mod:`harness.integrity`), no other file may be there, and no path from the run directory
+    down (``<run>/methods/<name>/fold<k>/...``) may be a symbolic link.
+
+    Returns:
+        The model directory.
+
+    Raises:
+        FileNotFoundError: the fold has no ``done.json`` (not finished).
+        harness.integrity.IntegrityError: no manifest (an older harness version's fold: rerun it),
+            or a model file missing, changed, truncated or not listed (named).
+        harness.io.UnsafePath: a symbolic link on the way.
+    """
+    fold_dir = Path(fold_dir)
+    parts = fold_dir.parts
+    root = fold_dir.parents[2] if len(parts) >= 4 and parts[-3] == "methods" else fold_dir
+    refuse_links(root, fold_dir / "model")
+    if not (fold_dir / "done.json").is_file():
+        raise FileNotFoundError(f"{fold_dir / 'done.json'}: the fold is not finished")
+    done = _verified_done(fold_dir, "model/")
+    model_dir = fold_dir / "model"
+    find_links(model_dir)
+    present = {p.relative_to(fold_dir).as_posix() for p in model_dir.rglob("*") if p.is_file()}
+    extra = sorted(present - set(done[MANIFEST_KEY]))
+    if extra:
+        raise IntegrityError(f"{fold_dir / extra[0]}: not a file the harness saved (not in done.json's manifest)")
+    return model_dir
 
 
 def _run_jobs(jobs: list[FoldJob], spec: RunSpec, console: Console) -> None:
@@ -255,7 +519,8 @@ def _run_jobs(jobs: list[FoldJob], spec: RunSpec, console: Console) -> None:
         else:
             where = "" if in_process(spec.backend, spec.jobs) else f" [dim]({outcome.item}, {r['host']} pid {r['pid']})"
             console.print(f"  fit {r['fit_seconds']:.1f} s, predict {r['predict_seconds']:.1f} s, "
-                          f"held-out r = {r['oof_pearson']:.4f}{where}")
+                          + (f"held-out r = {r['oof_pearson']:.4f}" if r["oof_pearson"] is not None
+                             else "no held-out rows") + where)
 
     outcomes = dispatch(run_fold, jobs, spec.backend, spec.jobs, spec.scheduler, console, report)
     failed = [o for o in outcomes if o.error is not None]
@@ -283,9 +548,13 @@ def run_fold(job: FoldJob, console: Console | None = None) -> dict:
 
 
 def _run_fold(job: FoldJob, console: Console | None) -> dict:
-    fold_dir = job.fold_dir
-    if (fold_dir / "done.json").is_file():
+    run_dir, fold_dir = Path(job.run_dir), job.fold_dir
+    refuse_links(run_dir, fold_dir / "work")  # nothing is written or deleted through a link
+    problem = _fold_problem(run_dir, fold_dir)
+    if problem is None:
         return {"skipped": True}
+    if problem:  # the driver unlinks a bad fold's done.json; this one went bad since
+        (fold_dir / "done.json").unlink()
     console = console or Console()
     console.rule(f"{job.method} · fold {job.fold + 1}/{job.n_folds} · profile {job.profile_label}")
     for stale in fold_dir.glob(".model-*.tmp"):  # left by a job that died while saving
@@ -303,12 +572,13 @@ def _run_fold(job: FoldJob, console: Console | None) -> dict:
     method.fit(train.subset(~held))
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    fold_oof = np.asarray(method.predict(train.subset(held)), dtype=np.float64)
+    # --split none: nothing held out, so no training row to predict (an empty input breaks some predictors)
+    fold_oof = np.asarray(method.predict(train.subset(held)), dtype=np.float64) if held.any() else np.empty(0)
     fold_test = np.asarray(method.predict(test), dtype=np.float64)
     pred_s = time.perf_counter() - t0
     _check_shape(job.method, fold_oof, int(held.sum()), "held-out rows")
     _check_shape(job.method, fold_test, len(test), "test sequences")
-    _save_model(method, fold_dir)
+    _save_model(method, fold_dir, run_dir)
     write_npy(fold_dir / "oof.npy", fold_oof)
     write_npy(fold_dir / "test.npy", fold_test)
     y_held = train.y[held]
@@ -316,20 +586,30 @@ def _run_fold(job: FoldJob, console: Console | None) -> dict:
         "fit_seconds": fit_s, "predict_seconds": pred_s, "n_train": int((~held).sum()),
         "n_heldout": int(held.sum()), "train_rows_per_second": float((~held).sum() / max(fit_s, 1e-9)),
         "num_parameters": method.num_parameters(),
-        "oof_pearson": pearson(fold_oof, y_held), "oof_spearman": spearman(fold_oof, y_held),
+        "oof_pearson": pearson(fold_oof, y_held) if held.any() else None,  # None: no held-out row to score
+        "oof_spearman": spearman(fold_oof, y_held) if held.any() else None,
     }
+    summary = dict(done)
+    # digests of everything a resume skips the fold for, or a loader reads (verified_model_dir)
+    done[MANIFEST_KEY] = {**file_manifest(fold_dir, ["oof.npy", "test.npy"]),
+                          **{f"model/{rel}": entry for rel, entry in file_manifest(fold_dir / "model").items()}}
     write_json(fold_dir / "done.json", done)  # last: the fold counts as done only now
     shutil.rmtree(fold_dir / "work", ignore_errors=True)  # resume checkpoints are spent once done.json exists
-    return {**done, "host": socket.gethostname(), "pid": os.getpid()}
+    return {**summary, "host": socket.gethostname(), "pid": os.getpid()}
 
 
-def _save_model(method: Method, fold_dir: Path) -> None:
-    """``method.save`` into a temporary directory renamed to ``fold_dir/model``: never half a model."""
+def _save_model(method: Method, fold_dir: Path, run_dir: Path) -> None:
+    """``method.save`` into a temporary directory renamed to ``fold_dir/model``: never half a model.
+
+    Raises:
+        harness.io.UnsafePath: ``fold_dir/model`` (or a directory above it, up to ``run_dir``) is a
+            symbolic link: it is never followed, never deleted through.
+    """
+    final = refuse_links(run_dir, fold_dir / "model")
     fold_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".model-", suffix=".tmp", dir=fold_dir))
     try:
         method.save(tmp)
-        final = fold_dir / "model"
         if final.exists():
             shutil.rmtree(final)
         os.rename(tmp, final)
@@ -382,37 +662,71 @@ def _tables_known(train_path: Path, skip_bad_rows: bool, train: SeqTable, train_
 
 def _aggregate(name: str, out: Path, train: SeqTable, test: TestSet, assignment: np.ndarray,
                n_folds: int) -> MethodResult:
-    """Out-of-fold and mean test predictions from the fold files, scores; writes the method's files."""
+    """Out-of-fold and mean test predictions from the fold files, scores; writes the method's files.
+
+    Without a held-out row (``--split none``) the method has no ``oof.npy`` and no OOF scores
+    (None, never NaN or 0).
+    """
     method_dir = out / "methods" / name
     oof = np.full(len(train), np.nan)
     test_preds = []
     for k in range(n_folds):
         fold_dir = method_dir / f"fold{k}"
         held = assignment == k
-        fold_oof, fold_test = np.load(fold_dir / "oof.npy"), np.load(fold_dir / "test.npy")
-        _check_shape(name, fold_oof, int(held.sum()), f"held-out rows ({fold_dir / 'oof.npy'})")
-        _check_shape(name, fold_test, len(test), f"test sequences ({fold_dir / 'test.npy'})")
-        oof[held] = fold_oof
-        test_preds.append(fold_test)
+        oof[held] = load_predictions(fold_dir / "oof.npy", int(held.sum()))
+        test_preds.append(load_predictions(fold_dir / "test.npy", len(test)))
 
     test_mean = np.mean(test_preds, axis=0)
-    write_npy(method_dir / "oof.npy", oof)
-    write_npy(method_dir / "test.npy", test_mean)
     held_any = ~np.isnan(oof)
+    n_oof = int(held_any.sum())
+    if n_oof:
+        write_npy(method_dir / "oof.npy", oof)
+    write_npy(method_dir / "test.npy", test_mean)
     boards = score_boards(test_mean, test)
-    result = MethodResult(boards, pearson(oof[held_any], train.y[held_any]), spearman(oof[held_any], train.y[held_any]))
+    if n_oof:
+        result = MethodResult(boards, pearson(oof[held_any], train.y[held_any]),
+                              spearman(oof[held_any], train.y[held_any]), n_oof)
+    else:
+        result = MethodResult(boards, None, None, 0)
     write_json(method_dir / "scores.json", {"boards": {b: s.to_dict() for b, s in boards.items()},
-                                            "oof_pearson": result.oof_pearson, "oof_spearman": result.oof_spearman,
-                                            "simulated": test.simulated})
+                                            **result.oof_dict(), "simulated": test.simulated})
     return result
 
 
-def load_scores(path: Path) -> dict[str, BoardScore]:
-    """Read a ``scores.json`` written by the runner back into :class:`BoardScore` objects."""
-    obj = read_json(path)
-    return {b: BoardScore(b, d["pearson_score"], d["spearman_score"],
-                          {c: CategoryScore(**v) for c, v in d["categories"].items()}, d["snv_source"], d.get("missing", []))
-            for b, d in obj["boards"].items()}
+def load_predictions(path: str | os.PathLike, n: int, allow_nan: bool = False) -> np.ndarray:
+    """A prediction array a run wrote (``oof.npy``, ``test.npy``), checked before it is trusted.
+
+    Read with ``allow_pickle=False`` (a planted object array is refused, never unpickled).
+
+    Args:
+        path: the ``.npy`` file; ``n``: the length it must have.
+        allow_nan: NaN marks rows without a prediction (a method's ``oof.npy`` of a hold-out
+            run); inf is refused either way.
+
+    Returns:
+        ``(n,) float64``.
+
+    Raises:
+        DataError: the file is missing or unreadable, pickled, not a 1-D real array of length
+            ``n``, or holds non-finite values (NaN allowed with ``allow_nan``); the message names
+            the file and, for bad values, how many and the first index.
+    """
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        raise DataError(f"{path}: missing or not a regular file")
+    try:
+        pred = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({exc})") from exc
+    if not isinstance(pred, np.ndarray) or pred.dtype.kind not in "fiu" or pred.shape != (n,):
+        raise DataError(f"{path}: shape {getattr(pred, 'shape', '?')}, expected ({n},) real numbers "
+                        f"(dtype {getattr(pred, 'dtype', '?')})")
+    pred = pred.astype(np.float64)
+    bad = np.flatnonzero(np.isinf(pred) if allow_nan else ~np.isfinite(pred))
+    if len(bad):
+        raise DataError(f"{path}: {len(bad):,} of {n:,} values are {'inf' if allow_nan else 'NaN or inf'} "
+                        f"(first: index {bad[0]})")
+    return pred
 
 
 def _check_shape(name: str, pred: np.ndarray, n: int, what: str) -> None:
@@ -433,6 +747,7 @@ def _write_run_json(out: Path, spec: RunSpec, data_dir: Path, train_path: Path, 
         if mod in sys.modules:
             versions[mod] = getattr(sys.modules[mod], "__version__", "?")
     write_json(out / "run.json", {
+        RUN_FORMAT[0]: RUN_FORMAT[1],
         "data_dir": str(data_dir.resolve()), "simulated": simulated, "train": str(train_path.resolve()), "n_train": len(train),
         "n_test": len(test), "snv_pairs": str(Path(spec.snv_pairs).resolve()) if spec.snv_pairs else None,
         "snv_source": test.snv_source, "split": dataclasses.asdict(spec.split),

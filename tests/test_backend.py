@@ -175,3 +175,19 @@ def test_dead_worker_names_the_unfinished_jobs(simulated_dir, tmp_path):
     with pytest.raises(JobError, match=r"the local backend failed .*unfinished: .*test-fails-on-fold2 fold 2/2"):
         run(spec)
     assert not (tmp_path / "run" / "methods" / "test-fails-on-fold2" / "fold1" / "done.json").exists()
+
+
+def test_a_queued_job_of_a_dead_driver_never_starts(tmp_path):
+    """A worker handed a job after its driver died (the jobs loky had already queued) exits at
+    once instead of running it: :func:`harness.backend._indexed` checks the driver first."""
+    import subprocess
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    marker = tmp_path / "ran"
+    code = ("import socket, pathlib\nfrom harness.backend import _indexed\n"
+            f"_indexed(0, lambda item, console: pathlib.Path({str(marker)!r}).touch(), None, None, "
+            f"(socket.gethostname(), {dead.pid}))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert not marker.exists()
