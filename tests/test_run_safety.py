@@ -333,6 +333,14 @@ def test_impossible_arguments_are_refused_before_writing(simulated_dir, tmp_path
     assert not out.exists()
 
 
+def test_unknown_profile_is_refused_before_the_run_directory(simulated_dir, tmp_path):
+    """Before: ``--profile cpuu`` silently ran the defaults (for a team plug-in, the full paper model)."""
+    out = tmp_path / "run"
+    _one_line_error(_cli("--data", simulated_dir, "--profile", "cpuu", "--out", out),
+                    "has no profile 'cpuu'", "its profiles:", "other")
+    assert not out.exists()
+
+
 # ----- one process per run directory -----------------------------------------------------------
 def test_live_lock_is_refused_and_a_stale_one_taken_over(simulated_dir, tmp_path):
     out = tmp_path / "run"
