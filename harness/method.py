@@ -44,12 +44,17 @@ class Method(abc.ABC):
         framework: ``"pytorch"``, ``"tensorflow"``, ``"sklearn"``, ``"lightgbm"``, ...
         Config: the config dataclass; its defaults are the method's reference (paper) setting.
         profiles: built-in named profiles (``{"cpu": {...overrides}}``), merged under
-            ``configs/<name>.toml``.
+            ``configs/<name>.toml``. ``"tiny"`` is the contract checks' config
+            (:mod:`harness.testing`): it must fit a few hundred rows in seconds on a CPU (a smoke
+            test, never a score); every plug-in declares it.
         search_space: hyperparameters ``harness tune`` may search, ``{field: entry}`` in the format
             of a ``[search_space]`` table of ``configs/<name>.toml`` (which overrides it entry by
             entry), e.g. ``{"lr": {"low": 1e-4, "high": 1e-2, "log": True}, "batch_size":
             {"choices": [128, 256]}}``; see :mod:`harness.tune` and
             :func:`harness.registry.load_search_space`. Empty: only the TOML table counts.
+        paper_num_parameters: the trainable parameter count the paper / write-up reports for the
+            reference model; :meth:`num_parameters` of the ``paper`` profile must equal it (checked
+            by :mod:`harness.testing`). None: no published count (e.g. a baseline).
 
     Args:
         config: the configuration (defaults to ``Config()``).
@@ -65,6 +70,7 @@ class Method(abc.ABC):
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     profiles: ClassVar[dict[str, dict[str, Any]]] = {}
     search_space: ClassVar[dict[str, dict[str, Any]]] = {}
+    paper_num_parameters: ClassVar[int | None] = None
 
     def __init__(self, config: MethodConfig | None = None, *, seed: int = 0, device: str = "auto",
                  work_dir: str | os.PathLike | None = None) -> None:

@@ -1,9 +1,11 @@
 """``harness methods new NAME``: scaffold a plug-in package that registers through the entry point.
 
 The generated package is complete and working: a ridge regression on one-hot sequences (a
-placeholder model to replace), its config dataclass, a ``cpu`` profile, save/load, a test, and the
-``harness.methods`` entry point in its ``pyproject.toml``. ``pip install -e <dir>`` makes
-``harness methods list`` show it and ``harness run --methods NAME`` run it.
+placeholder model to replace), its config dataclass, ``cpu`` and ``tiny`` profiles, save/load
+without pickle (NumPy ``.npz`` read with ``allow_pickle=False`` plus JSON), a test that runs the
+plug-in contract (:mod:`harness.testing`, one pytest case per check), and the ``harness.methods``
+entry point in its ``pyproject.toml``. ``pip install -e <dir>`` makes ``harness methods list``
+show it and ``harness run --methods NAME`` run it.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ include = ["{module}*"]
 METHOD = '''"""{name}: a dream-harness method plug-in.
 
 Replace the placeholder model (ridge regression on flattened one-hot sequences) with yours; keep
-the ``Config`` defaults equal to your reference (paper) setting and put smaller settings in
-``profiles``.
+the ``Config`` defaults equal to your reference (paper) setting, put smaller settings in
+``profiles`` and keep a ``"tiny"`` profile that fits a few hundred rows in seconds (the contract
+checks of ``harness.testing`` run it). Save plain arrays and values (``.npz``, JSON, ``.pt`` state
+dicts): the harness never unpickles a saved method.
 """
 
 from __future__ import annotations
@@ -45,12 +49,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import joblib
 import numpy as np
 from sklearn.linear_model import Ridge
 
 from harness.data import SeqTable, one_hot
-from harness.method import Method, MethodConfig
+from harness.io import atomic_open, read_json, write_json
+from harness.method import Method, MethodConfig, require_targets
 from harness.registry import register
 
 
@@ -64,58 +68,83 @@ class {cls}Config(MethodConfig):
 
 @register("{name}")
 class {cls}(Method):
-    """Placeholder: ridge regression on ``(N, 4 * length)`` flattened one-hot sequences."""
+    """Placeholder: ridge regression on ``(N, 4 * length)`` flattened one-hot sequences.
+
+    After :meth:`fit`: ``coef_`` (``(4 * length,) float64``) and ``intercept_`` (float), saved in
+    ``model.npz``; ``n_train_`` (rows fitted), saved in ``fit_info.json``.
+    """
 
     framework = "sklearn"
     Config = {cls}Config
-    profiles = {{"cpu": {{"alpha": 10.0}}}}
+    profiles = {{"cpu": {{"alpha": 10.0}}, "tiny": {{"alpha": 10.0}}}}
+    paper_num_parameters = None  # set to the count your paper reports, if it reports one
+
+    def __init__(self, config: {cls}Config | None = None, **kwargs) -> None:
+        super().__init__(config, **kwargs)
+        self.coef_: np.ndarray | None = None
+        self.intercept_ = 0.0
+        self.n_train_ = 0
 
     def _features(self, seqs: SeqTable) -> np.ndarray:
-        return one_hot(seqs.fixed_length(self.config.length)).reshape(len(seqs), -1)
+        width = 4 * self.config.length
+        return one_hot(seqs.fixed_length(self.config.length)).reshape(len(seqs), width).astype(np.float64)
 
     def fit(self, train: SeqTable, valid: SeqTable | None = None) -> None:
-        self.model = Ridge(alpha=self.config.alpha).fit(self._features(train), train.y)
+        require_targets(self.name, train, valid)
+        model = Ridge(alpha=self.config.alpha).fit(self._features(train), train.y)
+        self.coef_ = np.asarray(model.coef_, dtype=np.float64)
+        self.intercept_ = float(model.intercept_)
+        self.n_train_ = len(train)
 
     def predict(self, seqs: SeqTable) -> np.ndarray:
-        return self.model.predict(self._features(seqs)).astype(np.float64)
+        """``(len(seqs),) float64``. Raises RuntimeError before :meth:`fit` / :meth:`load`."""
+        if self.coef_ is None:
+            raise RuntimeError("{name}: predict called before fit/load")
+        return self._features(seqs) @ self.coef_ + self.intercept_
 
     def num_parameters(self) -> int:
         return 4 * self.config.length + 1
 
     def _save_state(self, path: Path) -> None:
-        joblib.dump(self.model, path / "model.joblib")
+        if self.coef_ is None:
+            raise RuntimeError("{name}: save called before fit")
+        with atomic_open(path / "model.npz", "wb") as fh:
+            np.savez(fh, coef=self.coef_, intercept=np.float64(self.intercept_))
+        write_json(path / "fit_info.json", {{"n_train": self.n_train_}})
 
     def _load_state(self, path: Path) -> None:
-        self.model = joblib.load(path / "model.joblib")
+        """Read ``model.npz`` (``allow_pickle=False``) and ``fit_info.json``.
+
+        Raises:
+            ValueError: ``model.npz`` lacks an array or holds one of the wrong shape (the message
+                names the file).
+        """
+        file = path / "model.npz"
+        with np.load(file, allow_pickle=False) as npz:
+            missing = {{"coef", "intercept"}} - set(npz.files)
+            if missing:
+                raise ValueError(f"{{file}}: arrays {{sorted(missing)}} missing")
+            coef, intercept = npz["coef"], npz["intercept"]
+        if coef.shape != (4 * self.config.length,) or intercept.shape != ():
+            raise ValueError(f"{{file}}: coef {{coef.shape}} / intercept {{intercept.shape}} do not fit length "
+                             f"{{self.config.length}}")
+        self.coef_, self.intercept_ = coef.astype(np.float64), float(intercept)
+        self.n_train_ = int(read_json(path / "fit_info.json")["n_train"])
 '''
 
-TEST = '''import numpy as np
+TEST = '''"""The dream-harness plug-in contract (harness.testing): one case per check."""
 
-from harness.data import SeqTable
-from harness.registry import get
+import pytest
+
+from harness.testing import method_checks
 from {module}.method import {cls}
 
-
-def _random_table(n, seed):
-    rng = np.random.default_rng(seed)
-    seqs = ["".join(rng.choice(list("ACGT"), 110)) for _ in range(n)]
-    y = np.array([s.count("G") + s.count("C") for s in seqs], dtype=np.float32)  # GC count is learnable
-    return SeqTable.from_strings(seqs, y)
+CHECKS = dict(method_checks({cls}))
 
 
-def test_fit_predict_save_load(tmp_path):
-    train, test = _random_table(400, 0), _random_table(100, 1)
-    method = {cls}()
-    method.fit(train)
-    pred = method.predict(test)
-    assert pred.shape == (100,)
-    assert np.corrcoef(pred, test.y)[0, 1] > 0.9
-    method.save(tmp_path / "m")
-    np.testing.assert_array_equal({cls}.load(tmp_path / "m").predict(test), pred)
-
-
-def test_registered():
-    assert get("{name}") is {cls}
+@pytest.mark.parametrize("check", list(CHECKS))
+def test_contract(check):
+    CHECKS[check]()
 '''
 
 README = '''# harness-{name}
