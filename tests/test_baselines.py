@@ -282,3 +282,19 @@ def test_ridge_selection_with_undefined_r_is_a_clear_error():
     model = KmerRidge(KmerRidge.Config(k_max=2, alphas=[1.0, 10.0]), seed=0)
     with pytest.raises(ValueError, match="undefined for every alpha on the 10 validation rows"):
         model.fit(train, valid)
+
+
+def test_openmp_wait_policy_is_passive_unless_the_user_set_one():
+    """LightGBM's spinning OpenMP threads made a busy 2-core machine 7-16x slower
+    (benchmarks/bench_contention.py); the module sets the passive policy before LightGBM loads."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, baselines.kmer; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"
