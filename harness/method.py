@@ -55,6 +55,9 @@ class Method(abc.ABC):
         paper_num_parameters: the trainable parameter count the paper / write-up reports for the
             reference model; :meth:`num_parameters` of the ``paper`` profile must equal it (checked
             by :mod:`harness.testing`). None: no published count (e.g. a baseline).
+        uses_accelerator: whether a fold job of this method is placed on a GPU of its own with
+            ``harness run --jobs N`` (:func:`harness.runner.uses_accelerator`); None (default):
+            decided by ``framework`` (pytorch, tensorflow, jax: yes).
 
     Args:
         config: the configuration (defaults to ``Config()``).
@@ -71,6 +74,7 @@ class Method(abc.ABC):
     profiles: ClassVar[dict[str, dict[str, Any]]] = {}
     search_space: ClassVar[dict[str, dict[str, Any]]] = {}
     paper_num_parameters: ClassVar[int | None] = None
+    uses_accelerator: ClassVar[bool | None] = None
 
     def __init__(self, config: MethodConfig | None = None, *, seed: int = 0, device: str = "auto",
                  work_dir: str | os.PathLike | None = None) -> None:
