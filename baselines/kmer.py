@@ -22,6 +22,16 @@ Methods:
   stopping on a validation split (see :class:`KmerLGBMConfig`).
 
 Settings for quick CPU runs live in ``configs/kmer-ridge.toml`` / ``configs/kmer-lgbm.toml``.
+
+Threads on a busy machine: LightGBM parallelises every boosting round with OpenMP, whose GNU
+runtime by default spins idle threads before they sleep. When another process holds a core, the
+spinning threads and the descheduled one trade the cores and every round waits for the slowest.
+Importing this module therefore sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment already
+sets it (the runtime reads it once, when LightGBM loads it; ``harness run`` imports only the
+plug-ins it runs, so it is set in time for the k-mer baselines). Measured with
+``benchmarks/bench_contention.py`` (3,000 simulated rows, default profile, 2 cores already loaded
+by other work): 84.5 s active vs 12.4 s passive, and with a busy process per core on top
+277.2 s vs 17.5 s (busy/loaded ratio 3.28x vs 1.41x); one thread: 11.8 s / 34.8 s (2.95x).
 """
 
 from __future__ import annotations
@@ -35,9 +45,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from harness.data.table import SeqTable
+from harness.holdout import holdout_split
 from harness.io import atomic_open, read_json, write_json, write_text
 from harness.method import Method, MethodConfig
 from harness.registry import register
+from harness.scoring.scorer import pearson
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see the module docstring: before LightGBM loads OpenMP
 
 #: Largest supported k (4**12 = 16.8 M columns; indices stay within int32).
 MAX_K = 12
@@ -234,27 +248,24 @@ def kmer_counts(codes: np.ndarray, lengths: np.ndarray, k_min: int = 1, k_max: i
 
 # ----- shared helpers -----------------------------------------------------------------------------
 def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Pearson r; None where undefined (a constant vector): it never wins a selection and is
-    written to JSON as ``null``."""
-    a = np.asarray(a, dtype=np.float64) - np.mean(a)
-    b = np.asarray(b, dtype=np.float64) - np.mean(b)
-    denom = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / denom) if denom > 0 else None
+    """Pearson r (:func:`harness.scoring.scorer.pearson`); None where undefined (a constant or
+    non-finite vector): it never wins a selection and is written to JSON as ``null``."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if not (np.isfinite(a).all() and np.isfinite(b).all()) or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return pearson(a, b)
 
 
 def _internal_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Random ``(train_rows, valid_rows)`` with ``round(fraction * n)`` (at least 1) validation rows.
+    """Random ``(train_rows, valid_rows)`` with ``round(fraction * n)`` (at least 1) validation rows:
+    :func:`harness.holdout.holdout_split` with the ``"numpy"`` generator and ``"round"`` rounding.
 
     Raises:
         ValueError: ``fraction`` outside (0, 1) or too few rows for both parts.
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"valid_fraction must be in (0, 1), got {fraction}")
-    n_valid = max(1, int(round(fraction * n)))
-    if n - n_valid < 1:
-        raise ValueError(f"{n} training rows are too few for an internal validation split")
-    perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
+    return holdout_split(n, fraction, seed, generator="numpy", rounding="round", who="internal validation split")
 
 
 def _require_targets(table: SeqTable, what: str) -> np.ndarray:
@@ -365,6 +376,7 @@ class KmerRidge(_KmerMethod):
 
     framework = "sklearn"
     Config = KmerRidgeConfig
+    profiles = {"tiny": {"k_max": 3}}
     #: the fitted arrays in ``model.npz``: MaxAbsScaler ``max_abs_``/``scale_`` and Ridge ``coef_``
     #: (each ``(n_features,)``) and ``intercept_`` (0-d)
     ARRAYS = ("scaler_max_abs", "scaler_scale", "ridge_coef", "ridge_intercept")
@@ -546,6 +558,7 @@ class KmerLGBM(_KmerMethod):
 
     framework = "lightgbm"
     Config = KmerLGBMConfig
+    profiles = {"tiny": {"k_max": 3, "n_estimators": 20, "early_stopping_rounds": 5, "n_jobs": 1}}
 
     def __init__(self, config: KmerLGBMConfig | None = None, **kwargs) -> None:
         super().__init__(config, **kwargs)

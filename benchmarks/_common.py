@@ -20,6 +20,8 @@ import torch
 
 from harness.method import MethodConfig
 from harness.registry import load_profile
+from harness.torch_method import TorchMethod
+from harness.torch_train import Trainer
 
 #: default ``--data``: the real training rows.
 DEFAULT_DATA = "/work/shared/data/dream2022/dev_train.txt"
@@ -71,13 +73,8 @@ def parser(method: str, doc: str, steps: int = 2, threads_help: str = "torch.set
 
 def config_for(method: str, args: argparse.Namespace) -> MethodConfig:
     """The ``--profile`` config of ``method`` with the ``--batch-size`` / ``--mixed-precision`` /
-    ``--compile`` / ``--channels-last`` overrides and the progress display off. Sets torch's
-    thread count to ``--threads``, else, on the CPU, to the config's ``cpu_threads`` where it has
-    one (what its ``fit`` does)."""
+    ``--compile`` / ``--channels-last`` overrides and the progress display off."""
     config = load_profile(method, args.profile).config
-    threads = args.threads or (getattr(config, "cpu_threads", 0) if args.device == "cpu" else 0)
-    if threads:
-        torch.set_num_threads(threads)
     if args.batch_size:
         config.batch_size = args.batch_size
     if args.mixed_precision:
@@ -90,6 +87,17 @@ def config_for(method: str, args: argparse.Namespace) -> MethodConfig:
         config.channels_last = True
     config.progress = False
     return config
+
+
+def trainer_for(method: TorchMethod, args: argparse.Namespace) -> Trainer:
+    """The plug-in's training path, :meth:`harness.torch_method.TorchMethod.make_trainer` (the one
+    entry point ``fit`` uses), with torch's thread count set to ``--threads``, else, on the CPU,
+    to the method's :meth:`~harness.torch_method.TorchMethod.cpu_threads` where it sets one (what
+    its ``fit`` does)."""
+    threads = args.threads or (method.cpu_threads() if args.device == "cpu" else 0)
+    if threads:
+        torch.set_num_threads(threads)
+    return method.make_trainer()
 
 
 def report(result: dict, args: argparse.Namespace, method: str, parameters: int, *, batch_note: str = "",

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from _common import config_for, parser, report
+from _common import config_for, parser, report, trainer_for
 from harness.data import read_table
 from harness.data.table import SeqTable
 from submissions.bhi import BHI
@@ -46,9 +46,9 @@ def batches(method: BHI, data: str, n_rows: int, seed: int) -> tuple[tuple[np.nd
 def main(argv: list[str] | None = None) -> dict:
     args = parser("bhi", __doc__, threads_help="torch.set_num_threads (CPU); default: the profile's cpu_threads, "
                   "else torch's default").parse_args(argv)
-    config = config_for("bhi", args)  # on the CPU, the profile's cpu_threads as fit uses them
+    config = config_for("bhi", args)
     method = BHI(config, seed=args.seed, device=args.device)
-    trainer = method.make_trainer()
+    trainer = trainer_for(method, args)
     x, y = batches(method, args.data, (args.steps + args.warmup) * config.batch_size, args.seed)
     result = trainer.time_steps(x, y, steps=args.steps, warmup=args.warmup)
     return report(result, args, "bhi", method.num_parameters(), batch_note=" x 2 strands", model_rows_per_sequence=2)

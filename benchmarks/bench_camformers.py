@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from _common import config_for, parser, report
+from _common import config_for, parser, report, trainer_for
 from harness.data import read_table
 from submissions.camformers import Camformers, model_codes, select_training_rows
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser("camformers", __doc__, steps=3).parse_args(argv)
     config = config_for("camformers", args)
     method = Camformers(config, seed=args.seed, device=args.device)
-    trainer = method.make_trainer()
+    trainer = trainer_for(method, args)
     codes, y = batches(args.data, config, (args.steps + args.warmup) * config.batch_size, args.seed)
     result = trainer.time_steps(codes, y, steps=args.steps, warmup=args.warmup)
     return report(result, args, "camformers", method.num_parameters())

@@ -31,7 +31,6 @@ import datetime as dt
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -97,20 +96,18 @@ def generate(path: Path, rows: int, seed: int = 0) -> None:
     os.replace(tmp, path)
 
 
-def _peak_rss_bytes() -> int:
-    """Peak resident memory of this program in bytes: ``VmHWM`` of ``/proc/self/status`` (the
-    high-water mark of this address space) where Linux has it, else ``ru_maxrss``. Not ``ru_maxrss``
-    on Linux: it keeps the peak of the address space the process had before ``execve`` (under
-    ``vfork``/``posix_spawn`` that is the parent's), so a child spawned after the parent generated
-    the 800 MB file reported the parent's 2 GB."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024  # kB
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # macOS: bytes, Linux: KiB
+def _peak_rss_bytes() -> int | None:
+    """Peak resident memory of this program in bytes (``VmHWM``):
+    :func:`harness.resources.peak_rss_bytes` of *this* checkout, loaded from its file so that a
+    ``--baseline`` child (an older ``harness`` package first on ``sys.path``) measures the same
+    way."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "harness" / "resources.py"
+    spec = importlib.util.spec_from_file_location("_harness_resources", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.peak_rss_bytes()
 
 
 def _child(mode: str, file: Path, cache: Path) -> None:

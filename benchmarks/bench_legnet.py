@@ -26,11 +26,10 @@ import time
 
 import numpy as np
 
-from _common import config_for, parser, report
+from _common import config_for, parser, report, trainer_for
 from harness.data import read_table
 from harness.data.table import SeqTable
-from harness.torch_train import predict_batches
-from submissions.legnet import LegNet, LegNetTransform, expected_bin, legnet_codes, training_arrays
+from submissions.legnet import LegNet, training_arrays
 
 
 def rows(data: str, n_rows: int, seed: int) -> SeqTable:
@@ -54,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     config = config_for("legnet", args)
     method = LegNet(config, seed=args.seed, device=args.device)
-    trainer = method.make_trainer()
+    trainer = trainer_for(method, args)
     n_train = (args.steps + args.warmup) * config.batch_size
     table = rows(args.data, max((n_train + 1) // 2, args.predict), args.seed)
     x, y = training_arrays(table, config.seq_len)  # doubled: forward strands then reverse complements
@@ -63,10 +62,10 @@ def main(argv: list[str] | None = None) -> dict:
     result = trainer.time_steps(tuple(a[order] for a in x), y[order], steps=args.steps, warmup=args.warmup)
     result["cpu_seconds"] = time.process_time() - cpu0
     if args.predict:
-        codes = legnet_codes(table.subset(np.arange(args.predict)), config.seq_len)
+        codes = method.predict_inputs(table.subset(np.arange(args.predict)))
+        method.model = trainer.model
         t0 = time.perf_counter()
-        predict_batches(trainer.model, codes, config.eval_batch_size, trainer.device, LegNetTransform(config),
-                        to_prediction=expected_bin)
+        method.predict_rows(codes)  # what predict runs: both strands, averaged
         result["predict_seqs_per_s"] = args.predict / (time.perf_counter() - t0)
     extra = f", predict {result['predict_seqs_per_s']:.1f} seq/s (both strands)" if args.predict else ""
     return report(result, args, "legnet", method.num_parameters(), extra=extra)

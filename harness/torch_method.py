@@ -2,8 +2,36 @@
 
 A PyTorch plug-in derives from :class:`TorchMethod` instead of :class:`harness.method.Method`, its
 config from :class:`TorchConfig`, sets the class attribute ``Net`` to its ``nn.Module`` class (built
-as ``Net(config)``) and keeps only what is its own: the recipe (data handling, ``make_trainer``,
-``fit``, ``predict``) and the extra fitted state it saves. The base gives it:
+as ``Net(config)``) and declares only what is its own recipe; the base owns the loop. It is a
+template method (as the Prix Fixe trainer or lm-evaluation-harness's ``TemplateLM``):
+
+:meth:`TorchMethod.fit`
+    ``require_targets`` -> :meth:`~TorchMethod.prepare_fit` (the plug-in: filter, internal
+    validation split with :func:`harness.holdout.holdout_split`, encode; returns a
+    :class:`FitData`) -> :meth:`~TorchMethod.make_trainer` -> ``Trainer.fit`` (resumable from
+    ``work_dir/checkpoints``; the best or last epoch's weights as the recipe's ``monitor`` says)
+    -> :meth:`~TorchMethod.after_fit` (the plug-in's post-training step, e.g. SWA weights) ->
+    ``model`` on the CPU in eval mode.
+
+:meth:`TorchMethod.predict`
+    :meth:`~TorchMethod.predict_inputs` -> :meth:`~TorchMethod.predict_rows` (batched, the
+    method's device, its transform and :meth:`~TorchMethod.to_prediction`, fp32) ->
+    :meth:`~TorchMethod.postprocess`.
+
+:meth:`TorchMethod.make_trainer` -- **the one entry point to the training path** (used by ``fit``,
+``harness tune``, ``benchmarks/bench_<method>.py`` and ``benchmarks/device_check.py``)::
+
+    make_trainer(model=None, *, checkpoint_dir=None, n_train=None) -> harness.torch_train.Trainer
+
+builds a :class:`~harness.torch_train.Trainer` from the recipe's hooks: :meth:`~TorchMethod.
+loop_settings` (batch, epochs, early stopping, monitor ...; ``n_train`` = training rows the fit
+will pass, for the rules that depend on it), :meth:`~TorchMethod.loss`, :meth:`~TorchMethod.
+make_optimizer`, :meth:`~TorchMethod.make_scheduler` with :attr:`~TorchMethod.scheduler_interval`
+/ :attr:`~TorchMethod.scheduler_monitor`, :meth:`~TorchMethod.transform` and
+:meth:`~TorchMethod.to_prediction`; the trainer's epoch callbacks are the instance's
+:attr:`~TorchMethod.epoch_callbacks` (how ``harness tune`` reports and prunes).
+
+The base also gives:
 
 * the runtime settings of :class:`TorchConfig` (evaluation batch, mixed precision, ``torch.compile``,
   time budget, progress display) and :meth:`TorchMethod.train_config`, which turns them and the
@@ -17,10 +45,12 @@ as ``Net(config)``) and keeps only what is its own: the recipe (data handling, `
   (``best_epoch``, ``history`` and whatever :meth:`TorchMethod._extra_state` returns, NaN/inf as
   ``null``), read back by :meth:`TorchMethod._load_state`;
 * :meth:`TorchMethod._on_device` for prediction: the model runs on the method's device and is back
-  on the CPU afterwards, also after an error.
+  on the CPU afterwards, also after an error;
+* :meth:`TorchMethod.cpu_threads` / :meth:`TorchMethod.threads`: an optional torch thread count
+  while fitting/predicting on the CPU (BHI's LSTM), restored afterwards.
 
 The core never imports a plug-in: this module depends on :mod:`harness.method`,
-:mod:`harness.io` and :mod:`harness.torch_train` only.
+:mod:`harness.io`, :mod:`harness.data.table` and :mod:`harness.torch_train` only.
 """
 
 from __future__ import annotations
@@ -30,17 +60,19 @@ import dataclasses
 import math
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
+from .data.table import SeqTable
 from .io import atomic_open, read_json, write_json
-from .method import Method, MethodConfig
-from .torch_train import COMPILE_MODES, TrainConfig, select_device
+from .method import Method, MethodConfig, require_targets
+from .torch_train import (COMPILE_MODES, BatchTransform, Inputs, TrainConfig, Trainer, default_to_prediction,
+                          default_transform, predict_batches, select_device)
 
-__all__ = ["LEGACY_STATE_FILE", "MODEL_FILE", "STATE_FILE", "TorchConfig", "TorchMethod", "json_safe"]
+__all__ = ["LEGACY_STATE_FILE", "MODEL_FILE", "STATE_FILE", "FitData", "TorchConfig", "TorchMethod", "json_safe"]
 
 #: the weights: a ``torch.save``-d ``state_dict`` of CPU tensors.
 MODEL_FILE = "model.pt"
@@ -107,6 +139,32 @@ class TorchConfig(MethodConfig):
             raise ValueError(f"max_train_seconds must be >= 0, got {self.max_train_seconds}")
 
 
+@dataclasses.dataclass
+class FitData:
+    """What :meth:`TorchMethod.prepare_fit` hands to the trainer.
+
+    Attributes:
+        train_x: training inputs of :meth:`harness.torch_train.Trainer.fit`: ``(N, ...)`` array
+            (e.g. ``(N, L) uint8`` codes) or a tuple of them.
+        train_y: ``(N,)`` targets (float32 after the recipe's target transform).
+        valid_x, valid_y: validation rows in the same layout, or None (no validation: no early
+            stopping, the last epoch is kept).
+        extra: anything the plug-in's :meth:`TorchMethod.after_fit` needs from the preparation
+            (e.g. encoded validation codes); not used by the base.
+    """
+
+    train_x: Inputs
+    train_y: np.ndarray
+    valid_x: Inputs | None = None
+    valid_y: np.ndarray | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def n_train(self) -> int:
+        """Training rows (the first input array's length)."""
+        return len(self.train_x[0] if isinstance(self.train_x, tuple) else self.train_x)
+
+
 class TorchMethod(Method):
     """A :class:`~harness.method.Method` whose model is one ``nn.Module`` trained with PyTorch.
 
@@ -119,6 +177,9 @@ class TorchMethod(Method):
         history: per-epoch records (dicts of floats/ints) of
             :class:`harness.torch_train.Trainer` (``[]`` before fit; as saved after load).
         best_epoch: the 1-based epoch whose weights ``model`` holds (None before fit).
+        epoch_callbacks: ``callback(record)`` functions that :meth:`make_trainer` gives every
+            trainer it builds (called after each epoch with its record; ``harness tune`` appends
+            its pruning reporter here). Empty by default.
 
     Persistence (:meth:`~harness.method.Method.save` / :meth:`~harness.method.Method.load`): a
     directory with ``method.json``, :data:`MODEL_FILE` and :data:`STATE_FILE`. ``save`` raises
@@ -138,6 +199,7 @@ class TorchMethod(Method):
         self.model: nn.Module | None = None
         self.history: list[dict] = []
         self.best_epoch: int | None = None
+        self.epoch_callbacks: list[Callable[[dict], None]] = []
 
     @property
     def _label(self) -> str:
@@ -172,6 +234,160 @@ class TorchMethod(Method):
         return TrainConfig(**{"eval_batch_size": cfg.eval_batch_size, "mixed_precision": cfg.mixed_precision,
                               "compile": cfg.compile, "max_train_seconds": cfg.max_train_seconds or None,
                               "progress": cfg.progress, "seed": self.seed, **loop})
+
+    # ----- the recipe's hooks (override) ------------------------------------------------------
+    #: when the scheduler steps: ``"epoch"`` or ``"batch"`` (:class:`~harness.torch_train.Trainer`).
+    scheduler_interval: ClassVar[str] = "epoch"
+    #: the epoch-record key a ``ReduceLROnPlateau`` scheduler watches.
+    scheduler_monitor: ClassVar[str] = "valid_loss"
+
+    def prepare_fit(self, train: SeqTable, valid: SeqTable | None) -> FitData:
+        """The recipe's data preparation for :meth:`fit` (targets already checked): filter rows,
+        hold out the internal validation split when ``valid`` is None and the recipe has one
+        (:func:`harness.holdout.holdout_split`), encode inputs and targets. Plug-ins override it;
+        the default encodes ``codes`` as they are, with no hold-out.
+
+        Raises:
+            ValueError: too few rows (the plug-in's message names it and the rule).
+        """
+        valid_x = valid_y = None
+        if valid is not None and len(valid) > 0:
+            valid_x, valid_y = valid.codes, np.asarray(valid.y, dtype=np.float32)
+        return FitData(train.codes, np.asarray(train.y, dtype=np.float32), valid_x, valid_y)
+
+    def loop_settings(self, n_train: int | None = None) -> dict[str, Any]:
+        """The recipe's :class:`~harness.torch_train.TrainConfig` loop settings (``batch_size``,
+        ``max_epochs``, ``patience``, ``monitor``, ``drop_last`` ...), merged by
+        :meth:`train_config` with the runtime settings. ``n_train``: training rows of the coming
+        fit (None: not known, e.g. a benchmark), for rules that depend on it. Default: ``{}``."""
+        return {}
+
+    def loss(self) -> Callable[[Any, Any], torch.Tensor]:
+        """``loss_fn(output, targets) -> scalar`` of the recipe. Default: ``nn.MSELoss()``."""
+        return nn.MSELoss()
+
+    def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
+        """The recipe's optimiser for ``net``'s parameters. Default: ``AdamW`` with PyTorch's defaults."""
+        return torch.optim.AdamW(net.parameters())
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int, max_epochs: int) -> Any:
+        """The recipe's learning-rate scheduler (stepped per :attr:`scheduler_interval`), or None.
+        ``steps_per_epoch``: optimiser steps of a full epoch. Default: None."""
+        return None
+
+    def transform(self) -> BatchTransform:
+        """The batch transform ``(x, y, training) -> (model_inputs, targets)`` on the device
+        (encoding, augmentation, TTA views; :mod:`harness.data.sequence`). Default:
+        :func:`harness.torch_train.default_transform` (one-hot ``(B, 4, L)``)."""
+        return default_transform
+
+    def to_prediction(self, output: Any) -> torch.Tensor:
+        """Model output of a batch -> ``(B,)`` predictions (e.g. the mean over TTA views,
+        :func:`harness.data.sequence.average_views`). Default: ``(B,)`` / ``(B, 1)`` -> ``(B,)``."""
+        return default_to_prediction(output)
+
+    def after_fit(self, trainer: Trainer, data: FitData) -> None:
+        """The recipe's step after training, before ``model`` is taken from ``trainer`` (e.g. SWA
+        weights, a convergence warning). Default: nothing."""
+
+    def predict_inputs(self, seqs: SeqTable) -> Inputs:
+        """Model-ready inputs of the rows to predict (e.g. fixed-length codes). Default: ``codes``."""
+        return seqs.codes
+
+    def postprocess(self, pred: np.ndarray, seqs: SeqTable) -> np.ndarray:
+        """The recipe's map from network predictions ``(N,) float64`` to what :meth:`predict`
+        returns (same shape). Default: unchanged."""
+        return pred
+
+    def cpu_threads(self) -> int:
+        """Torch intra-op threads while fitting / predicting on the CPU; 0 (default): leave torch's
+        setting."""
+        return 0
+
+    # ----- the template ------------------------------------------------------------------------
+    def make_trainer(self, model: nn.Module | None = None, *, checkpoint_dir: str | os.PathLike | None = None,
+                     n_train: int | None = None) -> Trainer:
+        """The :class:`~harness.torch_train.Trainer` of this recipe: what :meth:`fit` trains with,
+        and the one entry point of the tuner and the benchmarks.
+
+        Args:
+            model: the network to train (default: :meth:`build_model`, i.e. seeded ``Net(config)``).
+            checkpoint_dir: where the trainer keeps its resumable checkpoint (None: none).
+            n_train: training rows of the coming fit, for :meth:`loop_settings` (None: unknown).
+
+        Returns:
+            A trainer on the method's device (:func:`~harness.torch_train.select_device`, which
+            raises RuntimeError for a device this machine lacks) with the recipe's loss,
+            optimiser, scheduler, transform, ``to_prediction`` and :attr:`epoch_callbacks`.
+        """
+        return Trainer(
+            model if model is not None else self.build_model(), self.loss(), self.make_optimizer,
+            config=self.train_config(**self.loop_settings(n_train)), scheduler_factory=self.make_scheduler,
+            scheduler_interval=self.scheduler_interval, scheduler_monitor=self.scheduler_monitor,
+            transform=self.transform(), to_prediction=self.to_prediction, device=select_device(self.device),
+            checkpoint_dir=checkpoint_dir, callbacks=self.epoch_callbacks)
+
+    def fit(self, train: SeqTable, valid: SeqTable | None = None) -> None:
+        """Train from scratch (resuming from ``work_dir/checkpoints`` when an interrupted fit of the
+        same data left one there): :meth:`prepare_fit`, :meth:`make_trainer`, ``Trainer.fit``,
+        :meth:`after_fit`; sets ``model`` (CPU, eval mode), ``history`` and ``best_epoch``.
+
+        Args:
+            train: training rows with ``y``.
+            valid: optional validation rows with ``y`` (what the recipe does with them, and without
+                them, is the plug-in's :meth:`prepare_fit`).
+
+        Raises:
+            ValueError: ``train`` (or ``valid``) has no targets (``"<name>.fit: training/validation
+                tables need targets (y)"``), or the plug-in's preparation refuses the rows.
+            RuntimeError: the method's device is not available.
+        """
+        require_targets(self._label, train, valid)
+        data = self.prepare_fit(train, valid)
+        trainer = self.make_trainer(checkpoint_dir=self.checkpoint_dir, n_train=data.n_train)
+        with self.threads(trainer.device):
+            self.history = trainer.fit(data.train_x, data.train_y, data.valid_x, data.valid_y)
+        self.best_epoch = trainer.best_epoch
+        self.after_fit(trainer, data)
+        self.model = trainer.model.cpu().eval()
+
+    def predict(self, seqs: SeqTable) -> np.ndarray:
+        """Predictions ``(len(seqs),) float64``: :meth:`predict_inputs`, :meth:`predict_rows`,
+        :meth:`postprocess`.
+
+        Raises:
+            RuntimeError: the method is neither fitted nor loaded, or its device is not available.
+        """
+        self._fitted_model()
+        return self.postprocess(self.predict_rows(self.predict_inputs(seqs)), seqs)
+
+    def predict_rows(self, inputs: Inputs) -> np.ndarray:
+        """Network predictions of model-ready ``inputs`` (``(N, ...)`` array or tuple): eval mode,
+        batches of ``eval_batch_size``, the method's device (back on the CPU afterwards), the
+        recipe's :meth:`transform` and :meth:`to_prediction`, fp32. Returns ``(N,) float64``.
+
+        Raises:
+            RuntimeError: the method is neither fitted nor loaded, or its device is not available.
+        """
+        model = self._fitted_model()
+        with self._on_device() as device, self.threads(device):
+            return predict_batches(model, inputs, self.config.eval_batch_size, device, self.transform(),
+                                   to_prediction=self.to_prediction)
+
+    @contextlib.contextmanager
+    def threads(self, device: torch.device) -> Iterator[None]:
+        """Context: torch's intra-op thread count set to :meth:`cpu_threads` when running on the
+        CPU and it is > 0, restored afterwards (also after an error); otherwise nothing."""
+        threads = self.cpu_threads()
+        if threads <= 0 or device.type != "cpu":
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     # ----- prediction --------------------------------------------------------------------------
     def _fitted_model(self) -> nn.Module:

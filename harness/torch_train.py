@@ -14,7 +14,8 @@ What it gives a plug-in:
   optional ``torch.compile`` and channels-last memory format, seeded determinism on CPU, a
   resumable checkpoint after every epoch, and a rich progress bar with sequences/s.
 * :func:`predict_batches` -- batched inference returning ``(N,) float64``.
-* :func:`one_hot_codes` -- device-side one-hot encoding of code tensors.
+* :func:`one_hot_codes` -- device-side one-hot encoding of code tensors (defined in
+  :mod:`harness.data.sequence`, re-exported here as the default transform's encoding).
 
 Reproducibility contract: with the same seed, data, model initialisation and thread count, a CPU fit
 gives bit-identical weights. Randomness inside a transform must come from torch's global generator
@@ -51,10 +52,12 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
-from scipy import stats
 
+from .data.sequence import one_hot_codes
 from .integrity import IntegrityError, bytes_digest
 from .io import atomic_open, read_json, write_json
+from .resources import peak_rss_bytes
+from .scoring.scorer import pearson, spearman
 
 __all__ = [
     "CHECKPOINT_DIGEST_NAME", "CHECKPOINT_NAME", "COMPILE_MODES", "CheckpointWarning", "TrainConfig", "Trainer",
@@ -213,23 +216,6 @@ def _mark_step(device: torch.device) -> None:
 # ----------------------------------------------------------------------------------------------
 # encoding and batching helpers
 # ----------------------------------------------------------------------------------------------
-def one_hot_codes(codes: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """One-hot encode nucleotide codes on their device.
-
-    Args:
-        codes: ``(B, L)`` integer tensor of :mod:`harness.data.encoding` codes (A0 C1 G2 T3 N4
-            PAD255), any device.
-        dtype: output dtype.
-
-    Returns:
-        ``(B, 4, L)`` tensor: A, C, G, T -> channels 0..3; N, PAD and every other code -> all zeros
-        (the Camformers write-up §1.2 encoding; N as zeros).
-    """
-    table = torch.zeros(256, 4, dtype=dtype, device=codes.device)
-    table[torch.arange(4, device=codes.device), torch.arange(4, device=codes.device)] = 1
-    return table[codes.long()].transpose(1, 2).contiguous()
-
-
 def default_transform(x: Any, y: torch.Tensor | None, training: bool) -> tuple[Any, torch.Tensor | None]:
     """Default batch transform: ``(B, L) uint8`` codes -> ``(B, 4, L) float32`` one-hot; ``y`` unchanged."""
     return one_hot_codes(x), y
@@ -272,24 +258,23 @@ def default_to_prediction(output: torch.Tensor) -> torch.Tensor:
 
 
 def pearson_spearman(pred: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Pearson r and Spearman rho (scipy ``stats.pearsonr``/``stats.spearmanr``, as the Camformers
-    write-up §3). ``pred``, ``y``: ``(N,)``; returns NaN for a constant input or N < 2."""
+    """Pearson r and Spearman rho of an epoch's predictions (the Camformers write-up §3 monitors
+    their sum): :func:`harness.scoring.scorer.pearson` / :func:`~harness.scoring.scorer.spearman`,
+    the harness's one implementation, except that an undefined correlation is NaN here (the
+    scorer's 0.0 would let a constant-output epoch become the best one).
+
+    Args:
+        pred, y: ``(N,)`` arrays.
+
+    Returns:
+        ``(r, rho)``; ``(nan, nan)`` for N < 2, different lengths, a constant input or non-finite
+        predictions.
+    """
     pred = np.asarray(pred, dtype=np.float64).ravel()
     y = np.asarray(y, dtype=np.float64).ravel()
     if len(pred) < 2 or len(pred) != len(y) or np.ptp(pred) == 0 or np.ptp(y) == 0 or not np.isfinite(pred).all():
         return math.nan, math.nan
-    return float(stats.pearsonr(pred, y)[0]), float(stats.spearmanr(pred, y)[0])
-
-
-def _peak_rss_bytes() -> int | None:
-    """Peak resident set size of this process (bytes), or None where ``resource`` is missing."""
-    try:
-        import resource
-        import sys
-    except ImportError:  # Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
+    return pearson(pred, y), spearman(pred, y)
 
 
 def _cpu_state(obj: Any) -> Any:
@@ -777,7 +762,8 @@ class Trainer:
         The model is trained on ``warmup + steps`` batches of ``batch_size`` rows drawn (cyclically)
         from ``x``/``y``; a fresh optimiser from ``optimizer_factory`` is used. Memory is the
         peak allocated CUDA memory (reset before the timed steps) on CUDA, the process's peak RSS
-        otherwise (a lifetime peak: includes whatever the process held before).
+        otherwise (``VmHWM``, :func:`harness.resources.peak_rss_bytes`; a lifetime peak: includes
+        whatever the process held before).
 
         Returns:
             ``{"device", "precision", "compile", "channels_last", "batch_size", "steps", "warmup",
@@ -805,7 +791,7 @@ class Trainer:
         if self.device.type == "cuda":
             peak, kind = int(torch.cuda.max_memory_allocated(self.device)), "cuda_max_memory_allocated"
         else:
-            peak, kind = _peak_rss_bytes(), "peak_rss"
+            peak, kind = peak_rss_bytes(), "peak_rss"
         return {"device": str(self.device), "precision": str(self.amp_dtype or "fp32").replace("torch.", ""),
                 "compile": cfg.compile, "channels_last": cfg.channels_last, "batch_size": cfg.batch_size,
                 "steps": steps, "warmup": warmup, "seconds": total,

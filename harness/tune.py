@@ -40,10 +40,11 @@ Pruning (honest about what it does)
     below the median of the earlier completed trials at that epoch is stopped (state PRUNED); the
     first :data:`PRUNE_WARMUP_EPOCHS` epoch(s) are never pruned. Intermediate values are the
     method's *own* per-epoch validation Pearson r + Spearman rho (on its internal validation split,
-    the same rows in every trial), reported live only for methods whose ``fit`` builds its training
-    loop with ``make_trainer()`` returning an object with a ``callbacks`` list that it calls with
-    each epoch's record (``{"epoch", "valid_r", "valid_rho", ...}``: the PyTorch plug-ins through
-    :class:`harness.torch_train.Trainer`; the tuner wraps that one method of the instance).
+    the same rows in every trial), reported live only for the PyTorch plug-ins: the tuner appends
+    its reporter to the instance's ``epoch_callbacks``, which
+    :meth:`harness.torch_method.TorchMethod.make_trainer` hands to the
+    :class:`harness.torch_train.Trainer` that calls it with each epoch's record (``{"epoch",
+    "valid_r", "valid_rho", ...}``).
     LegNet fits on every row (no internal validation), so its records carry no validation values
     and it is not pruned. For other methods (k-mer baselines, the Keras plug-in) nothing can be
     reported during a fit: their trials always run to completion; a ``history`` list of such
@@ -786,28 +787,23 @@ def _epoch_value(record: dict) -> float | None:
 def attach_reporter(method: Method, callback: Callable[[dict], None]) -> bool:
     """Make ``callback`` see every epoch record of ``method``'s next fit, where the method allows.
 
-    Wraps the instance's ``make_trainer`` (when it has one) so that the returned trainer's
-    ``callbacks`` list gets ``callback`` appended; the class is not touched.
+    The declared entry point: a :class:`harness.torch_method.TorchMethod` (``framework ==
+    "pytorch"``) builds every trainer of its ``fit`` with :meth:`~harness.torch_method.TorchMethod.
+    make_trainer`, which passes the instance's ``epoch_callbacks``; ``callback`` is appended there.
+    Other methods (k-mer baselines, the Keras plug-in) have no per-epoch hook.
 
     Returns:
-        True when a ``make_trainer`` was wrapped (the callback runs only if ``fit`` calls it and
-        the trainer has a ``callbacks`` list).
+        True when ``callback`` was attached (a PyTorch plug-in), else False.
     """
-    make = getattr(method, "make_trainer", None)
-    if not callable(make):
+    if method.framework != "pytorch":
         return False
+    from .torch_method import TorchMethod  # PyTorch plug-ins only: torch is already imported
 
-    @functools.wraps(make)
-    def make_trainer(*args, **kwargs):
-        trainer = make(*args, **kwargs)
-        callbacks = getattr(trainer, "callbacks", None)
-        if isinstance(callbacks, list):
-            callbacks.append(callback)
-            if isinstance(callback, _EpochReporter):
-                callback.live = True
-        return trainer
-
-    method.make_trainer = make_trainer  # type: ignore[method-assign]
+    if not isinstance(method, TorchMethod):
+        return False
+    method.epoch_callbacks.append(callback)
+    if isinstance(callback, _EpochReporter):
+        callback.live = True
     return True
 
 

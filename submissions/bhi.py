@@ -130,25 +130,24 @@ randomness at all.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 from scipy import special
-from sklearn.model_selection import train_test_split
 from torch import nn
 
 from harness.data import encoding
 from harness.data.construct import VECTOR_DOWNSTREAM, VECTOR_UPSTREAM
+from harness.data.encoding import fixed_width
+from harness.data.sequence import average_views, one_hot_codes, shifted_windows, with_reverse_complement
 from harness.data.table import SeqTable
-from harness.method import require_targets
+from harness.holdout import holdout_split
 from harness.registry import register
-from harness.torch_method import STATE_FILE, TorchConfig, TorchMethod
-from harness.torch_train import Trainer, one_hot_codes, predict_batches, select_device
+from harness.torch_method import STATE_FILE, FitData, TorchConfig, TorchMethod
+from harness.torch_train import Trainer
 
 #: padding placements (§1), in this order: 5' only, 3' only, both ends.
 PAD_PLACEMENTS = ("5p", "3p", "both")
@@ -336,57 +335,6 @@ def draw_placements(n: int, probabilities, device: torch.device | str = "cpu") -
     return (u >= c1).long() + (u >= c2).long()
 
 
-def vector_window(codes: torch.Tensor, lengths: torch.Tensor, start: torch.Tensor, width: int,
-                  upstream: torch.Tensor, downstream: torch.Tensor) -> torch.Tensor:
-    """A ``width``-nt window of each sequence in its plasmid context (padding, trimming and shifting
-    in one gather).
-
-    Position ``p`` is counted from the first nt of the sequence: ``p < 0`` reads
-    ``upstream[len(upstream) + p]`` (the vector 5' of the sequence), ``0 <= p < length`` the
-    sequence, ``p >= length`` ``downstream[p - length]`` (the vector 3' of it). With
-    ``start = -left_pad`` this is :func:`harness.data.encoding.fit_length` with
-    ``fill=(VECTOR_UPSTREAM, VECTOR_DOWNSTREAM)`` and ``truncate="right"`` (§1); adding a shift
-    ``k`` moves the window ``k`` nt 3'-ward (§3 TTA).
-
-    Args:
-        codes: ``(B, W) uint8`` nucleotide codes. Only positions ``< W`` are read from it, so
-            ``W`` must cover every in-sequence position the window reaches.
-        lengths: ``(B,)`` integer sequence lengths in nt (values above ``W`` act as ``W``).
-        start: ``(B,)`` integer window start (position of the window's first nt).
-        width: window length in nt.
-        upstream, downstream: ``uint8`` code vectors of the vector flanks, on ``codes``' device.
-            They must be long enough for the windows (callers check; :class:`BHIConfig`
-            guarantees it for its windows).
-
-    Returns:
-        ``(B, width) uint8`` codes on ``codes``' device.
-    """
-    n_cols = codes.shape[1]
-    pos = start.long()[:, None] + torch.arange(width, device=codes.device)
-    length = lengths.long().clamp(max=n_cols)[:, None]
-    up = upstream[(pos + len(upstream)).clamp(0, len(upstream) - 1)]
-    seq = codes.gather(1, pos.clamp(0, n_cols - 1))
-    down = downstream[(pos - length).clamp(0, len(downstream) - 1)]
-    return torch.where(pos < 0, up, torch.where(pos < length, seq, down))
-
-
-def fixed_width(codes: np.ndarray, lengths: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cut or PAD-extend a code matrix to ``width`` columns.
-
-    Args:
-        codes: ``(N, W) uint8`` (PAD-filled beyond each length).
-        lengths: ``(N,)`` lengths in nt.
-        width: columns of the result.
-
-    Returns:
-        ``(codes (N, width) uint8, lengths (N,) int32 clipped to width)``.
-    """
-    out = np.full((len(codes), width), encoding.PAD, dtype=np.uint8)
-    w = min(width, codes.shape[1])
-    out[:, :w] = codes[:, :w]
-    return out, np.minimum(np.asarray(lengths, dtype=np.int64), width).astype(np.int32)
-
-
 def _flank_matches(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Matches of each row's first 17 nt with the 5' flank plus its last 13 nt with the 3' flank."""
     f5 = encoding.encode([encoding.FLANK_5P])[0][0]
@@ -465,7 +413,7 @@ class BHIBatches:
       ``(B, 2S, 4, seq_len)`` ordered ``[fwd(-2), rc(-2), fwd(-1), rc(-1), ...]``, S = 5.
 
     One-hot: A, C, G, T -> channels 0..3, N -> zeros (§1); the reverse complement of a one-hot
-    ``(4, L)`` matrix is its flip along both axes (channel c -> 3 - c is the complement).
+    ``(4, L)`` matrix is its flip along both axes (:func:`harness.data.sequence.with_reverse_complement`).
     Targets pass through unchanged (standardised by the caller).
     """
 
@@ -485,9 +433,10 @@ class BHIBatches:
 
     def windows(self, codes: torch.Tensor, lengths: torch.Tensor, left_pad: torch.Tensor,
                 shifts: tuple[int, ...]) -> torch.Tensor:
-        """``(B, len(shifts), seq_len) uint8`` windows at ``start = shift - left_pad``."""
+        """``(B, len(shifts), seq_len) uint8`` windows at ``start = shift - left_pad`` in the pTpA
+        context (:func:`harness.data.sequence.shifted_windows`)."""
         up, down = self.vectors(codes.device)
-        return torch.stack([vector_window(codes, lengths, k - left_pad, self.seq_len, up, down) for k in shifts], 1)
+        return shifted_windows(codes, lengths, left_pad, shifts, self.seq_len, up, down)
 
     def __call__(self, x, y: torch.Tensor | None, training: bool):
         codes, lengths = x[0], x[1]
@@ -501,14 +450,13 @@ class BHIBatches:
         win = self.windows(codes, lengths, left_pad, shifts)  # (B, S, L)
         b, s, length = win.shape
         fwd = one_hot_codes(win.reshape(b * s, length)).view(b, s, 4, length)
-        views = torch.stack([fwd, fwd.flip(2, 3)], 2)  # (B, S, 2, 4, L)
+        views = with_reverse_complement(fwd, 2)  # (B, S, 2, 4, L)
         return views.reshape(b, 2 * s, 4, length), y
 
 
-def conjoined_mean(output: torch.Tensor) -> torch.Tensor:
-    """Model output ``(B, V)`` (V views of each sequence) -> ``(B,)`` mean: the post-hoc conjoined
-    prediction (§3; V = 2: forward and RC; V = 10 with the shift TTA)."""
-    return output.mean(dim=1)
+#: Model output ``(B, V)`` (V views of each sequence) -> ``(B,)`` mean: the post-hoc conjoined
+#: prediction (§3; V = 2: forward and RC; V = 10 with the shift TTA).
+conjoined_mean = average_views
 
 
 class ConjoinedHuber(nn.Module):
@@ -642,6 +590,9 @@ class BHI(TorchMethod):
     """
 
     Config = BHIConfig
+    profiles = {"tiny": {"conv1_channels": 4, "lstm_hidden": 4, "conv2_channels": 2, "dense": 8, "batch_size": 64,
+                         "max_epochs": 1, "eval_batch_size": 128, "progress": False}}
+    paper_num_parameters = 6_875_137  # write-up §2
     Net = BHINet
 
     def __init__(self, config: BHIConfig | None = None, *, seed: int = 0, device: str = "auto", work_dir=None) -> None:
@@ -657,30 +608,37 @@ class BHI(TorchMethod):
         """The batch transform for this config (:class:`BHIBatches`)."""
         return BHIBatches(self.config)
 
-    def make_trainer(self, model: BHINet | None = None, checkpoint_dir: Path | None = None,
-                     drop_last: bool | None = None) -> Trainer:
-        """The :class:`harness.torch_train.Trainer` that :meth:`fit` uses (also used by the benchmark).
+    # Write-up §3: conjoined Huber loss (:class:`ConjoinedHuber`), ``AdamW(lr, weight_decay)``,
+    # ``CosineAnnealingLR(T_max = steps per epoch x epochs)`` stepped after every batch, batches of
+    # ``batch_size`` (the last incomplete one dropped unless the rows are fewer than a batch),
+    # ``max_epochs`` epochs and no early stopping. ``keep="last"`` monitors the epoch number (every
+    # epoch "improves", so the trainer ends on the final weights); ``keep="best"`` monitors
+    # validation Pearson r. The base's ``make_trainer`` assembles these hooks.
+    scheduler_interval = "batch"
 
-        Write-up §3: conjoined Huber loss (:class:`ConjoinedHuber`), ``AdamW(lr, weight_decay)``,
-        ``CosineAnnealingLR(T_max = steps per epoch x epochs)`` stepped after every batch, batches
-        of ``batch_size``, ``max_epochs`` epochs and no early stopping. ``keep="last"`` monitors the
-        epoch number (every epoch "improves", so the trainer ends on the final weights);
-        ``keep="best"`` monitors validation Pearson r. ``model`` defaults to :meth:`build_model`.
-        """
+    def loop_settings(self, n_train: int | None = None) -> dict:
         cfg = self.config
         monitor, mode = ("epoch", "max") if cfg.keep == "last" else ("valid_r", "max")
-        train_cfg = self.train_config(
-            batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=None, monitor=monitor, monitor_mode=mode,
-            drop_last=cfg.drop_last if drop_last is None else drop_last,
-            max_batches_per_epoch=cfg.max_batches_per_epoch or None)
-        return Trainer(
-            model if model is not None else self.build_model(), ConjoinedHuber(cfg.huber_delta),
-            lambda net: torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay),
-            config=train_cfg,
-            scheduler_factory=lambda opt, steps, epochs: torch.optim.lr_scheduler.CosineAnnealingLR(
-                opt, T_max=max(steps * epochs, 1), eta_min=0.0),
-            scheduler_interval="batch", transform=self.transform(), to_prediction=conjoined_mean,
-            device=select_device(self.device), checkpoint_dir=checkpoint_dir)
+        return dict(batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=None, monitor=monitor,
+                    monitor_mode=mode, drop_last=cfg.drop_last and (n_train is None or n_train >= cfg.batch_size),
+                    max_batches_per_epoch=cfg.max_batches_per_epoch or None)
+
+    def loss(self) -> nn.Module:
+        return ConjoinedHuber(self.config.huber_delta)
+
+    def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(net.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int, max_epochs: int):
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps_per_epoch * max_epochs, 1),
+                                                          eta_min=0.0)
+
+    def to_prediction(self, output: torch.Tensor) -> torch.Tensor:
+        return conjoined_mean(output)
+
+    def cpu_threads(self) -> int:
+        """``config.cpu_threads`` (the LSTM's thread barriers; see :class:`BHIConfig`)."""
+        return self.config.cpu_threads
 
     def training_inputs(self, table: SeqTable) -> tuple[np.ndarray, np.ndarray]:
         """Training inputs (§1): ``(codes (N, seq_len) uint8, lengths (N,) int32)``, sequences cut
@@ -708,28 +666,25 @@ class BHI(TorchMethod):
         return np.asarray(z, dtype=np.float64) * self.target_std + self.config.target_center
 
     # ----- fit / predict -----------------------------------------------------------------------
-    def fit(self, train: SeqTable, valid: SeqTable | None = None) -> None:
-        """Train from scratch (resuming from ``work_dir/checkpoints`` when an interrupted fit of the
-        same data left one there).
+    def prepare_fit(self, train: SeqTable, valid: SeqTable | None) -> FitData:
+        """The data steps of :meth:`fit` (:meth:`harness.torch_method.TorchMethod.fit`).
 
-        Args:
-            train: training rows with ``y`` (expression, any length of sequence).
-            valid: optional validation rows (monitoring; ``keep="best"`` selects on them); without
-                it, a seeded ``valid_fraction`` of ``train`` is held out (none when 0, the paper
-                setting, or when ``train`` has fewer than 20 rows). The last incomplete batch of each
-                epoch is dropped (``drop_last``) unless ``train`` is smaller than one batch.
+        Without ``valid``, a seeded ``valid_fraction`` of ``train`` is held out (scikit-learn
+        ``train_test_split``, :func:`harness.holdout.holdout_split`; none when 0, the paper
+        setting, or when ``train`` has fewer than 20 rows). The standardisation (§1) and the
+        post-processing ``loc`` (§4) come from the training rows; each validation row gets one
+        seeded padding placement, fixed across epochs. The last incomplete batch of each epoch is
+        dropped (``drop_last``) unless ``train`` is smaller than one batch.
 
         Raises:
-            ValueError: ``train`` (or ``valid``) has no targets, fewer than 2 training rows,
-                training targets with zero spread (standardisation impossible), or ``keep="best"``
-                without validation rows.
+            ValueError: fewer than 2 training rows, training targets with zero spread
+                (standardisation impossible), or ``keep="best"`` without validation rows.
         """
         cfg = self.config
-        require_targets("bhi", train, valid)
         if valid is None and cfg.valid_fraction > 0 and len(train) >= 20:
-            tr_idx, va_idx = train_test_split(np.arange(len(train)), test_size=cfg.valid_fraction,
-                                              random_state=self.seed, shuffle=True)
-            train, valid = train.subset(np.sort(tr_idx)), train.subset(np.sort(va_idx))
+            tr_idx, va_idx = holdout_split(len(train), cfg.valid_fraction, self.seed, generator="sklearn",
+                                           who="bhi.fit")
+            train, valid = train.subset(tr_idx), train.subset(va_idx)
         if len(train) < 2:
             raise ValueError(f"bhi.fit: {len(train)} training rows; need >= 2")
         std = float(np.std(train.y.astype(np.float64)))
@@ -751,28 +706,23 @@ class BHI(TorchMethod):
         if cfg.keep == "best" and valid_x is None:
             raise ValueError("bhi.fit: keep='best' selects an epoch on validation rows, but there are none "
                              "(pass valid, or set valid_fraction > 0)")
+        return FitData(self.training_inputs(train), y_train, valid_x, valid_y)
 
-        drop_last = cfg.drop_last and len(train) >= cfg.batch_size
-        trainer = self.make_trainer(checkpoint_dir=self.checkpoint_dir, drop_last=drop_last)
-        with _cpu_threads(cfg.cpu_threads, trainer.device):
-            self.history = trainer.fit(self.training_inputs(train), y_train, valid_x, valid_y)
-        self.best_epoch = trainer.best_epoch
-        self.model = trainer.model.cpu()
-        if self.history and cfg.max_epochs >= 5:
-            key = "valid_r" if valid_x is not None else "train_r"  # paper: no validation, training r
+    def after_fit(self, trainer: Trainer, data: FitData) -> None:
+        """§4 warns that some seeds do not converge: a warning when the first epoch's Pearson r
+        (validation, else training) is below 0.05 in a fit of at least 5 epochs."""
+        if self.history and self.config.max_epochs >= 5:
+            key = "valid_r" if data.valid_x is not None else "train_r"  # paper: no validation, training r
             r = self.history[0].get(key, math.nan)
             if math.isfinite(r) and r < 0.05:
                 warnings.warn(f"bhi: {key.replace('_', ' ')} after epoch 1 is {r:.3f}; the write-up (§4) notes that "
-                              "some seeds do not converge -- check the training curve", stacklevel=2)
+                              "some seeds do not converge -- check the training curve", stacklevel=3)
 
     def _predict_padded(self, codes: np.ndarray, lengths: np.ndarray, placement: int) -> np.ndarray:
         """Standardised conjoined TTA predictions ``(N,) float64`` with one padding placement."""
         short = np.maximum(self.config.seq_len - np.asarray(lengths, dtype=np.int64), 0)
         left_pad = left_pad_for(short, np.full(len(codes), placement))
-        model = self._fitted_model()
-        with self._on_device() as device, _cpu_threads(self.config.cpu_threads, device):
-            return predict_batches(model, self.eval_inputs(codes, lengths, left_pad), self.config.eval_batch_size,
-                                   device, self.transform(), to_prediction=conjoined_mean)
+        return self.predict_rows(self.eval_inputs(codes, lengths, left_pad))
 
     def predict_standardized(self, seqs: SeqTable) -> np.ndarray:
         """Standardised predictions ``(len(seqs),) float64`` (§3 TTA, before un-standardising).
@@ -843,17 +793,3 @@ class BHI(TorchMethod):
         self.target_loc = None if state.get("target_loc") is None else float(state["target_loc"])
         self.quantiles = None if state.get("quantiles") is None else np.asarray(state["quantiles"], dtype=np.float64)
         self.split_sizes = state.get("split_sizes", {})
-
-
-@contextlib.contextmanager
-def _cpu_threads(threads: int, device: torch.device):
-    """Set torch's intra-op thread count for the block when running on the CPU (0: unchanged)."""
-    if threads <= 0 or device.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

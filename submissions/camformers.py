@@ -58,20 +58,18 @@ Fidelity table
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.nn import functional as F
 
 from harness.data import encoding
+from harness.data.sequence import one_hot_codes
 from harness.data.table import SeqTable
-from harness.method import require_targets
+from harness.holdout import holdout_split
 from harness.registry import register
-from harness.torch_method import TorchConfig, TorchMethod
-from harness.torch_train import Trainer, one_hot_codes, predict_batches, select_device
+from harness.torch_method import FitData, TorchConfig, TorchMethod
 
 
 @dataclasses.dataclass
@@ -276,6 +274,8 @@ class Camformers(TorchMethod):
     """
 
     Config = CamformersConfig
+    profiles = {"tiny": {"channels": 4, "dense": 8, "batch_size": 64, "max_epochs": 1, "progress": False}}
+    paper_num_parameters = 16_611_073  # write-up §2
     Net = CamformersNet
 
     def __init__(self, config: CamformersConfig | None = None, *, seed: int = 0, device: str = "auto",
@@ -283,30 +283,34 @@ class Camformers(TorchMethod):
         super().__init__(config, seed=seed, device=device, work_dir=work_dir)
         self.filter_stats: dict[str, int] = {}
 
-    def make_trainer(self, model: CamformersNet | None = None, checkpoint_dir: Path | None = None,
-                     drop_last: bool | None = None) -> Trainer:
-        """The :class:`harness.torch_train.Trainer` that :meth:`fit` uses (also used by the benchmark).
+    # ----- the recipe (hooks of harness.torch_method.TorchMethod) ---------------------------------
+    # Write-up §3 and the script's ``train``: ``nn.L1Loss``; ``AdamW(lr, weight_decay)``;
+    # ``ReduceLROnPlateau`` on the validation loss (``plateau_patience``, ``plateau_factor``) stepped
+    # once per epoch; early stopping after ``patience`` epochs without a better validation Pearson r
+    # + Spearman rho, best epoch's weights restored; shuffled batches of ``batch_size``, the last
+    # incomplete one dropped (``drop_last``, unless the training rows are fewer than one batch); at
+    # most ``max_epochs``. ``make_trainer`` (the base's) assembles them.
+    scheduler_interval = "epoch"
+    scheduler_monitor = "valid_loss"
 
-        Write-up §3 and the script's ``train``: ``nn.L1Loss``; ``AdamW(lr, weight_decay)``;
-        ``ReduceLROnPlateau`` on the validation loss (``plateau_patience``, ``plateau_factor``)
-        stepped once per epoch; early stopping after ``patience`` epochs without a better validation
-        Pearson r + Spearman rho, best epoch's weights restored; shuffled batches of ``batch_size``,
-        the last incomplete one dropped (``drop_last``, overridable here); at most ``max_epochs``.
-        ``model`` defaults to :meth:`build_model`.
-        """
+    def loop_settings(self, n_train: int | None = None) -> dict:
         cfg = self.config
-        train_cfg = self.train_config(
-            batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=cfg.patience, monitor="r+rho",
-            drop_last=cfg.drop_last if drop_last is None else drop_last,
-            channels_last=cfg.channels_last, max_batches_per_epoch=cfg.max_batches_per_epoch or None)
-        return Trainer(
-            model if model is not None else self.build_model(), nn.L1Loss(),
-            lambda net: torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay),
-            config=train_cfg,
-            scheduler_factory=lambda opt, steps, epochs: torch.optim.lr_scheduler.ReduceLROnPlateau(
-                opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience),
-            scheduler_interval="epoch", scheduler_monitor="valid_loss",
-            transform=camformers_input, device=select_device(self.device), checkpoint_dir=checkpoint_dir)
+        return dict(batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=cfg.patience, monitor="r+rho",
+                    drop_last=cfg.drop_last and (n_train is None or n_train >= cfg.batch_size),
+                    channels_last=cfg.channels_last, max_batches_per_epoch=cfg.max_batches_per_epoch or None)
+
+    def loss(self) -> nn.Module:
+        return nn.L1Loss()
+
+    def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(net.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int, max_epochs: int):
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=self.config.plateau_factor,
+                                                          patience=self.config.plateau_patience)
+
+    def transform(self):
+        return camformers_input
 
     def _filter(self, table: SeqTable) -> SeqTable:
         """Rows kept by §1.1, counted in the script's order (N count first: ``dropped_n`` among all
@@ -320,56 +324,39 @@ class Camformers(TorchMethod):
         self.filter_stats["kept"] = self.filter_stats.get("kept", 0) + int(keep.sum())
         return table.subset(keep)
 
-    def fit(self, train: SeqTable, valid: SeqTable | None = None) -> None:
-        """Train from scratch (resuming from ``work_dir/checkpoints`` when an interrupted fit of the
-        same data left one there).
+    def prepare_fit(self, train: SeqTable, valid: SeqTable | None) -> FitData:
+        """The §1 data steps of :meth:`fit` (:meth:`harness.torch_method.TorchMethod.fit`).
 
-        Args:
-            train: training rows with ``y``. Filtered by §1.1 (length 110 ± 3, at most three N).
-            valid: optional validation rows (filtered the same way); without it, a seeded random
-                ``valid_fraction`` split of the filtered ``train`` is held out (§1.3). The last
-                incomplete training batch of each epoch is dropped (``drop_last``) unless the
-                training rows are fewer than one batch.
+        ``train`` is filtered by §1.1 (length 110 ± 3, at most three N; counts in
+        ``filter_stats``); ``valid`` (optional) the same way; without it, a seeded random
+        ``valid_fraction`` split of the filtered ``train`` is held out (§1.3; scikit-learn
+        ``train_test_split``, :func:`harness.holdout.holdout_split`). Inputs: 3' N-padded codes
+        (:func:`model_codes`); targets as supplied.
 
         Raises:
-            ValueError: ``train`` (or ``valid``) has no targets, or fewer than 2 rows survive the
-                filter.
+            ValueError: fewer than 2 rows survive the filter, or fewer than 2 on either side of
+                the split.
         """
         cfg = self.config
-        require_targets("camformers", train, valid)
         self.filter_stats = {}
         train = self._filter(train)
         if valid is None:
             if len(train) < 2:
                 raise ValueError(f"camformers.fit: {len(train)} rows left after the §1.1 filter; need >= 2")
-            tr_idx, va_idx = train_test_split(np.arange(len(train)), test_size=cfg.valid_fraction,
-                                              random_state=self.seed, shuffle=True)
-            train, valid = train.subset(np.sort(tr_idx)), train.subset(np.sort(va_idx))
+            tr_idx, va_idx = holdout_split(len(train), cfg.valid_fraction, self.seed, generator="sklearn",
+                                           who="camformers.fit")
+            train, valid = train.subset(tr_idx), train.subset(va_idx)
         else:
             valid = self._filter(valid)
         if len(train) < 2 or len(valid) < 2:
             raise ValueError(f"camformers.fit: {len(train)} training / {len(valid)} validation rows after the "
                              "§1.1 filter; need >= 2 each")
+        return FitData(model_codes(train, cfg.seq_len), train.y, model_codes(valid, cfg.seq_len), valid.y)
 
-        trainer = self.make_trainer(checkpoint_dir=self.checkpoint_dir,
-                                    drop_last=cfg.drop_last and len(train) >= cfg.batch_size)
-        self.history = trainer.fit(model_codes(train, cfg.seq_len), train.y,
-                                   model_codes(valid, cfg.seq_len), valid.y)
-        self.best_epoch = trainer.best_epoch
-        self.model = trainer.model.cpu()
-
-    def predict(self, seqs: SeqTable) -> np.ndarray:
-        """Raw predictions ``(len(seqs),) float64`` (eval mode, batches of ``eval_batch_size``, the
-        method's device, fp32). Every row is predicted: no length/N filter at prediction time,
-        only the §1.1 3' N-padding / truncation to ``seq_len``.
-
-        Raises:
-            RuntimeError: the method is neither fitted nor loaded.
-        """
-        model = self._fitted_model()
-        with self._on_device() as device:
-            return predict_batches(model, model_codes(seqs, self.config.seq_len), self.config.eval_batch_size,
-                                   device, camformers_input)
+    def predict_inputs(self, seqs: SeqTable) -> np.ndarray:
+        """Every row is predicted: no length/N filter at prediction time, only the §1.1 3'
+        N-padding / truncation to ``seq_len`` (raw predictions, eval mode, fp32)."""
+        return model_codes(seqs, self.config.seq_len)
 
     def _extra_state(self) -> dict:
         return {"filter_stats": self.filter_stats}

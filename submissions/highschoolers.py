@@ -158,7 +158,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -169,11 +168,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from harness.data import encoding
+from harness.data.sequence import one_hot_codes
 from harness.data.table import SeqTable
-from harness.method import require_targets
+from harness.holdout import holdout_split
 from harness.registry import register
-from harness.torch_method import TorchConfig, TorchMethod
-from harness.torch_train import Trainer, one_hot_codes, pearson_spearman, predict_batches, select_device
+from harness.torch_method import FitData, TorchConfig, TorchMethod
+from harness.torch_train import Trainer, pearson_spearman, predict_batches
 
 #: trainable parameters of the paper configuration (the team's Keras model: 4,680,769 trainable +
 #: 7,552 non-trainable BatchNorm moving statistics).
@@ -762,6 +762,10 @@ class HighSchoolers(TorchMethod):
     """
 
     Config = HighSchoolersConfig
+    profiles = {"tiny": {"conv1_filters": 8, "conv2_filters": 16, "conv3_filters": 24, "ffn": 32, "dense": 16,
+                         "batch_size": 64, "train_epochs": 1, "finetune_epochs": 1, "slice_size": 0,
+                         "valid_size": 0.2, "eval_batch_size": 512, "progress": False}}
+    paper_num_parameters = PAPER_NUM_PARAMETERS
     Net = HighSchoolersNet
 
     def __init__(self, config: HighSchoolersConfig | None = None, *, seed: int = 0, device: str = "auto",
@@ -772,39 +776,38 @@ class HighSchoolers(TorchMethod):
         self.swa_metrics: dict[str, float] = {}
         self._optimizer: KerasAdamSWA | None = None
 
-    def _make_optimizer(self, net: nn.Module) -> KerasAdamSWA:
+    # §3 / Table 1: ``nn.MSELoss``; :class:`KerasAdamSWA` (lr ``lr``, SWA ``swa_start`` /
+    # ``swa_period`` steps); ``train_epochs + finetune_epochs`` epochs, the lr multiplied by
+    # ``finetune_lr / lr`` from epoch ``train_epochs + 1`` (``LambdaLR`` stepped per epoch); each epoch
+    # ``slice_size // batch_size`` batches of a fresh seeded permutation (a random slice without
+    # replacement; full passes when the slice covers the ``n_train`` rows); no early stopping; the
+    # best validation Pearson r's weights restored. The base's ``make_trainer`` assembles them.
+    scheduler_interval = "epoch"
+
+    def loop_settings(self, n_train: int | None = None) -> dict:
+        cfg = self.config
+        steps = cfg.slice_size // cfg.batch_size if cfg.slice_size else 0
+        if n_train is not None and cfg.slice_size >= n_train:
+            steps = 0
+        return dict(batch_size=cfg.batch_size, max_epochs=cfg.train_epochs + cfg.finetune_epochs, patience=None,
+                    monitor="valid_r", monitor_mode="max", shuffle=True, validate_every=cfg.validate_every,
+                    max_batches_per_epoch=max(steps, 1) if steps else None)
+
+    def loss(self) -> nn.Module:
+        return nn.MSELoss()
+
+    def make_optimizer(self, net: nn.Module) -> KerasAdamSWA:
         cfg = self.config
         self._optimizer = KerasAdamSWA(net.parameters(), lr=cfg.lr, eps=cfg.adam_eps, start_averaging=cfg.swa_start,
                                        average_period=cfg.swa_period)
         return self._optimizer
 
-    def make_trainer(self, model: HighSchoolersNet | None = None, checkpoint_dir: Path | None = None,
-                     n_train: int | None = None) -> Trainer:
-        """The :class:`harness.torch_train.Trainer` that :meth:`fit` uses (also for benchmarks).
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int, max_epochs: int):
+        ratio, train_epochs = self.config.finetune_lr / self.config.lr, self.config.train_epochs
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0 if epoch < train_epochs else ratio)
 
-        §3 / Table 1: ``nn.MSELoss``; :class:`KerasAdamSWA` (lr ``lr``, SWA ``swa_start`` /
-        ``swa_period`` steps); ``train_epochs + finetune_epochs`` epochs, the lr multiplied by
-        ``finetune_lr / lr`` from epoch ``train_epochs + 1`` (``LambdaLR`` stepped per epoch); each
-        epoch ``slice_size // batch_size`` batches of a fresh seeded permutation (a random slice
-        without replacement); no early stopping; the best validation Pearson r's weights restored.
-        ``n_train`` (rows) only decides whether a slice is shorter than a full pass.
-        """
-        cfg = self.config
-        steps = cfg.slice_size // cfg.batch_size if cfg.slice_size else 0
-        if n_train is not None and cfg.slice_size >= n_train:
-            steps = 0
-        ratio = cfg.finetune_lr / cfg.lr
-        train_epochs = cfg.train_epochs
-        train_cfg = self.train_config(
-            batch_size=cfg.batch_size, max_epochs=cfg.train_epochs + cfg.finetune_epochs, patience=None,
-            monitor="valid_r", monitor_mode="max", shuffle=True, validate_every=cfg.validate_every,
-            max_batches_per_epoch=max(steps, 1) if steps else None)
-        return Trainer(
-            model if model is not None else self.build_model(), nn.MSELoss(), self._make_optimizer, config=train_cfg,
-            scheduler_factory=lambda opt, _steps, _epochs: torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda epoch: 1.0 if epoch < train_epochs else ratio),
-            scheduler_interval="epoch", transform=highschoolers_input, device=select_device(self.device),
-            checkpoint_dir=checkpoint_dir)
+    def transform(self):
+        return highschoolers_input
 
     def _filter(self, table: SeqTable) -> SeqTable:
         keep = np.asarray(table.lengths) <= self.config.seq_len
@@ -813,52 +816,42 @@ class HighSchoolers(TorchMethod):
         self.filter_stats["kept"] = self.filter_stats.get("kept", 0) + int(keep.sum())
         return table.subset(keep)
 
-    def _holdout(self, n: int) -> np.ndarray:
-        """Indices of the seeded random hold-out (``valid_size`` rows or fraction of ``n``)."""
-        size = self.config.valid_size
-        n_valid = int(size) if size >= 1 else int(math.ceil(size * n))
-        if n_valid < 2 or n - n_valid < 2:
-            raise ValueError(f"highschoolers.fit: a hold-out of {n_valid} of {n} rows leaves too few rows on one side; "
-                             "set valid_size to a fraction (e.g. 0.1) for small training sets")
-        return np.sort(np.random.default_rng(self.seed).permutation(n)[:n_valid])
+    def prepare_fit(self, train: SeqTable, valid: SeqTable | None) -> FitData:
+        """The §1 data steps of :meth:`fit` (:meth:`harness.torch_method.TorchMethod.fit`).
 
-    def fit(self, train: SeqTable, valid: SeqTable | None = None) -> None:
-        """Train from scratch (resuming from ``work_dir/checkpoints`` when an interrupted fit of the
-        same data left one there).
-
-        Args:
-            train: training rows with ``y``; rows longer than ``seq_len`` are dropped (§1).
-            valid: optional validation rows (same filter). Without it a seeded random hold-out of
-                ``valid_size`` rows (or that fraction) of the filtered ``train`` is used (§1: the
-                team's last 104,448 rows).
+        Rows longer than ``seq_len`` are dropped (``filter_stats``), from ``valid`` too. Without
+        ``valid`` a seeded random hold-out of ``valid_size`` rows (or that fraction, rounded up)
+        of the filtered ``train`` is used (§1: the team's last 104,448 rows;
+        :func:`harness.holdout.holdout_split` with the ``"numpy"`` generator). Inputs: 3'
+        N-padded codes (:func:`model_codes`).
 
         Raises:
-            ValueError: missing targets, or too few rows for training / validation after the filter.
+            ValueError: a hold-out leaving fewer than 2 rows on a side, or too few rows for
+                training / validation after the filter.
         """
         cfg = self.config
-        require_targets("highschoolers", train, valid)
         self.filter_stats = {}
         train = self._filter(train)
         if valid is None:
-            held = np.zeros(len(train), dtype=bool)
-            held[self._holdout(len(train))] = True
-            train, valid = train.subset(~held), train.subset(held)
+            tr_idx, va_idx = holdout_split(len(train), cfg.valid_size, self.seed, generator="numpy", rounding="ceil",
+                                           min_rows=2, who="highschoolers.fit")
+            train, valid = train.subset(tr_idx), train.subset(va_idx)
         else:
             valid = self._filter(valid)
         if len(train) < 2 or len(valid) < 2:
             raise ValueError(f"highschoolers.fit: {len(train)} training / {len(valid)} validation rows after the "
                              f"length filter (<= {cfg.seq_len} nt); need >= 2 each")
-        train_codes, valid_codes = model_codes(train, cfg.seq_len), model_codes(valid, cfg.seq_len)
-        trainer = self.make_trainer(checkpoint_dir=self.checkpoint_dir, n_train=len(train))
-        self.history = trainer.fit(train_codes, train.y, valid_codes, valid.y)
-        self.best_epoch = trainer.best_epoch
-        optimizer = self._optimizer
+        valid_codes = model_codes(valid, cfg.seq_len)
+        return FitData(model_codes(train, cfg.seq_len), train.y, valid_codes, valid.y)
+
+    def after_fit(self, trainer: Trainer, data: FitData) -> None:
+        """SWA bookkeeping (``swa_snapshots``) and, with ``prediction_weights="swa"``, the averaged
+        weights with recomputed BatchNorm statistics (:meth:`_use_swa_weights`)."""
+        optimizer, self._optimizer = self._optimizer, None
         self.swa_snapshots = optimizer.num_snapshots() if optimizer is not None else 0
         self.swa_metrics = {}
-        if cfg.prediction_weights == "swa":
-            self._use_swa_weights(trainer, optimizer, train_codes, valid_codes, valid.y)
-        self.model = trainer.model.cpu().eval()
-        self._optimizer = None
+        if self.config.prediction_weights == "swa":
+            self._use_swa_weights(trainer, optimizer, data.train_x, data.valid_x, data.valid_y)
 
     def _use_swa_weights(self, trainer: Trainer, optimizer: KerasAdamSWA | None, train_codes: np.ndarray,
                          valid_codes: np.ndarray, valid_y: np.ndarray) -> None:
@@ -875,23 +868,16 @@ class HighSchoolers(TorchMethod):
         self.swa_metrics = {"assigned": 1.0, "valid_r": r, "valid_rho": rho,
                             "valid_loss": float(np.mean((pred - valid_y) ** 2))}
 
-    def predict(self, seqs: SeqTable) -> np.ndarray:
-        """Predictions ``(len(seqs),) float64`` (eval mode, batches of ``eval_batch_size``, fp32).
+    def predict_inputs(self, seqs: SeqTable) -> np.ndarray:
+        """Every row is predicted: 3' N-padding / cut to ``seq_len`` (:func:`model_codes`)."""
+        return model_codes(seqs, self.config.seq_len)
 
-        Every row is predicted (3' N-padding / cut to ``seq_len``). With ``quantile_output`` (the
-        ``paper`` default, *GetPredictions*) the network outputs of this call's rows are mapped
-        together to their uniform quantile levels in [0, 1] (:func:`uniform_quantiles`,
-        ``random_state = seed``): a prediction depends on the other rows predicted with it, as the
-        submission's did on the 71,103 test sequences; predict a whole set in one call. Without
-        it: the raw network outputs (expression units).
-
-        Raises:
-            RuntimeError: the method is neither fitted nor loaded.
-        """
-        model = self._fitted_model()
-        with self._on_device() as device:
-            pred = predict_batches(model, model_codes(seqs, self.config.seq_len), self.config.eval_batch_size,
-                                   device, highschoolers_input)
+    def postprocess(self, pred: np.ndarray, seqs: SeqTable) -> np.ndarray:
+        """With ``quantile_output`` (the ``paper`` default, *GetPredictions*) the network outputs of
+        this :meth:`predict` call's rows are mapped together to their uniform quantile levels in
+        [0, 1] (:func:`uniform_quantiles`, ``random_state = seed``): a prediction depends on the
+        other rows predicted with it, as the submission's did on the 71,103 test sequences;
+        predict a whole set in one call. Without it: the raw network outputs (expression units)."""
         if self.config.quantile_output:
             return uniform_quantiles(pred, random_state=self.seed)
         return np.asarray(pred, dtype=np.float64)

@@ -128,6 +128,7 @@ import numpy as np
 from harness.data import encoding
 from harness.data.construct import VECTOR_DOWNSTREAM, VECTOR_UPSTREAM
 from harness.data.table import SeqTable
+from harness.holdout import holdout_split
 from harness.io import read_json, write_json
 from harness.method import Method, MethodConfig, require_targets
 from harness.registry import register
@@ -454,33 +455,18 @@ def fit_to_length(codes: np.ndarray, lengths: np.ndarray, target: int = 110) -> 
         raise ValueError(f"kircherlab: a sequence of {int(lengths.min())} nt needs {int(pad5.max())} nt of 5' and "
                          f"{int(pad3.max())} nt of 3' plasmid to reach {target} nt; the construct provides "
                          f"{len(_VECTOR_5P_CODES)} and {len(_VECTOR_3P_CODES)}")
-    shift = np.where(missing > 0, half, -half)  # output column c reads source column c - shift
-    cols = np.arange(target)[None, :]
-    src = cols - shift[:, None]
-    inside = (src >= 0) & (src < np.minimum(lengths, codes.shape[1])[:, None])
-    out = np.full((n, target), encoding.N, dtype=np.uint8)
-    rows = np.broadcast_to(np.arange(n)[:, None], (n, target))
-    out[inside] = codes[rows[inside], src[inside]]
-    left = cols < pad5[:, None]  # 5' plasmid: column c takes vector5[len - pad5 + c]
-    out[left] = _VECTOR_5P_CODES[(len(_VECTOR_5P_CODES) - pad5[:, None] + cols)[left]]
-    end = (pad5 + np.minimum(lengths, target))[:, None]
-    right = (cols >= end) & (missing[:, None] > 0)  # 3' plasmid: column c takes vector3[c - end]
-    out[right] = _VECTOR_3P_CODES[(cols - end)[right]]
-    return out
-
-
-def one_hot_table(n_value: float = N_VALUE) -> np.ndarray:
-    """``(256, 4) float32`` lookup code -> input vector: A, C, G, T one-hot in that order, N and
-    every other code (PAD) ``n_value`` in all four channels (kipoiseq ``ReorderedOneHot``)."""
-    table = np.full((256, 4), n_value, dtype=np.float32)
-    table[:4] = np.eye(4, dtype=np.float32)
-    return table
+    # the window starts ceil(d / 2) nt before the sequence (shorter) or into it (longer), in the
+    # team's vector context (harness.data.encoding.vector_window)
+    start = np.where(missing > 0, -half, half)
+    return encoding.vector_window(codes, lengths, start, target, _VECTOR_5P_CODES, _VECTOR_3P_CODES)
 
 
 def one_hot_inputs(codes: np.ndarray) -> np.ndarray:
-    """``(N, L) uint8`` codes -> ``(N, L, 4) float32`` model inputs (NLC, Keras), N = 0.25 each
-    (see :func:`one_hot_table`). The training pipeline does the same per batch in TensorFlow."""
-    return one_hot_table()[codes]
+    """``(N, L) uint8`` codes -> ``(N, L, 4) float32`` model inputs (NLC, Keras): A, C, G, T one-hot
+    in that order, N and every other code (PAD) :data:`N_VALUE` = 0.25 in all four channels
+    (kipoiseq ``ReorderedOneHot``; :func:`harness.data.encoding.one_hot`). The training pipeline
+    does the same per batch in TensorFlow with the same table."""
+    return encoding.one_hot(codes, layout="NLC", n_value=N_VALUE)
 
 
 def weighted_class_mean(outputs: np.ndarray) -> np.ndarray:
@@ -705,7 +691,7 @@ def _make_dataset(codes: np.ndarray, classes: np.ndarray | None, config: Kircher
     """A ``tf.data`` pipeline: ``(L,) uint8`` codes -> ``(B, L, 4) float32`` inputs (and
     ``(B, n_classes) float32`` one-hot targets); shuffled each epoch when ``shuffle_seed`` is set."""
     tf = import_tensorflow()
-    table = tf.constant(one_hot_table())
+    table = tf.constant(encoding.one_hot_table(N_VALUE))
     n_classes = config.n_classes
     if classes is None:
         ds = tf.data.Dataset.from_tensor_slices(codes)
@@ -796,7 +782,8 @@ class PreparedData:
 def split_train_valid(classes: np.ndarray, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded random split of ``N`` rows into training / validation indices, stratified by class
     (§1; team's ``train_test_split(..., stratify=class)``); plain random where a class has fewer
-    than 2 rows or the validation part is smaller than the number of classes.
+    than 2 rows or the validation part is smaller than the number of classes
+    (:func:`harness.holdout.holdout_split`, ``generator="sklearn"``).
 
     Returns:
         ``(train_idx, valid_idx)``, sorted ``int64`` arrays.
@@ -804,19 +791,8 @@ def split_train_valid(classes: np.ndarray, valid_fraction: float, seed: int) -> 
     Raises:
         ValueError: fewer than 2 rows.
     """
-    from sklearn.model_selection import train_test_split
-
-    n = len(classes)
-    if n < 2:
-        raise ValueError(f"kircherlab: {n} rows cannot be split into training and validation")
-    idx = np.arange(n)
-    counts = np.bincount(np.asarray(classes)) if n else np.zeros(0)
-    stratify = classes if counts[counts > 0].min() >= 2 else None
-    try:
-        tr, va = train_test_split(idx, test_size=valid_fraction, random_state=seed, shuffle=True, stratify=stratify)
-    except ValueError:
-        tr, va = train_test_split(idx, test_size=valid_fraction, random_state=seed, shuffle=True)
-    return np.sort(tr).astype(np.int64), np.sort(va).astype(np.int64)
+    return holdout_split(len(classes), valid_fraction, seed, generator="sklearn", stratify=np.asarray(classes),
+                         who="kircherlab")
 
 
 def prepare_data(train: SeqTable, valid: SeqTable | None, config: KircherLabConfig, seed: int = 0) -> PreparedData:
@@ -880,6 +856,9 @@ class KircherLab(Method):
 
     framework = "tensorflow"
     Config = KircherLabConfig
+    profiles = {"tiny": {"conv_filters": [8, 8, 8, 4], "dense_units": [16, 16], "batch_size": 64, "max_epochs": 1,
+                         "eval_batch_size": 256, "progress": False}}
+    paper_num_parameters = 2_193_068  # write-up §2 (trainable; BatchNorm statistics excluded)
 
     def __init__(self, config: KircherLabConfig | None = None, *, seed: int = 0, device: str = "auto",
                  work_dir=None) -> None:

@@ -99,7 +99,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -107,25 +106,21 @@ from torch import nn
 from torch.nn import functional as F
 
 from harness.data import encoding
-from harness.data.construct import VECTOR_UPSTREAM
+from harness.data.construct import PLASMID_UPSTREAM
+from harness.data.sequence import average_views, flag_channel, one_hot_codes, reverse_complement_codes
 from harness.data.table import SeqTable
-from harness.method import require_targets
 from harness.registry import register
-from harness.torch_method import TorchConfig, TorchMethod
-from harness.torch_train import Trainer, predict_batches, select_device
+from harness.torch_method import FitData, TorchConfig, TorchMethod
 
 #: the 5' adapter that train.py cuts off each sequence (its ``LEFT_ADAPTER``) = the construct's 5' flank.
 LEFT_ADAPTER = encoding.FLANK_5P
-#: pTpA plasmid 5' of :data:`VECTOR_UPSTREAM` (125 nt), from the same published plasmid sequence
-#: (train.py / test.py constant ``PLASMID``, upper-cased).
-_VECTOR_FURTHER_UPSTREAM = (
-    "TTTTTGTTAAATCAGCTCATTTTTTAACCAATAGGCCGAAATCGGCAAAATCCCTTATAAATCAAAAGAATAGACCGAGATAGGGTTGAGTG"
-    "TTGTTCCAGTTTGGAACAAGAGTCCACTATTAA"
-)
 #: plasmid upstream of the random region, ending with the 5' adapter: 262 nt, so ``seq_len`` may be
-#: up to 262 (train.py's ``add_part`` is the last ``seq_len`` nt of it; 150 in the submission).
-PLASMID_5P = _VECTOR_FURTHER_UPSTREAM + VECTOR_UPSTREAM + LEFT_ADAPTER
+#: up to 262 (train.py's ``add_part`` is the last ``seq_len`` nt of it; 150 in the submission). The
+#: pTpA part is :data:`harness.data.construct.PLASMID_UPSTREAM` (train.py / test.py constant
+#: ``PLASMID``, upper-cased).
+PLASMID_5P = PLASMID_UPSTREAM + LEFT_ADAPTER
 _PLASMID_5P_CODES = encoding.encode([PLASMID_5P])[0][0]
+_NO_CODES = np.zeros(0, dtype=np.uint8)  # nothing is read 3' of the sequence
 #: number of input channels: A, C, G, T, reverse flag, singleton flag.
 IN_CHANNELS = 6
 
@@ -259,16 +254,9 @@ def legnet_codes(table: SeqTable, seq_len: int = 150) -> np.ndarray:
     cut = len(LEFT_ADAPTER)
     lengths = np.maximum(np.asarray(table.lengths, dtype=np.int64) - cut, 0)
     body = table.codes[:, cut:] if table.codes.shape[1] > cut else np.zeros((len(table), 0), dtype=np.uint8)
-    # right-align the body (5' truncation when longer), then fill the 5' gap with plasmid
-    out = encoding.fit_length(body, lengths, seq_len, strategy="left", fill="N", truncate="left")
-    pad = np.maximum(seq_len - lengths, 0)
-    if pad.any():
-        add_part = _PLASMID_5P_CODES[-seq_len:]  # train.py: PLASMID[INSERT_START - length:INSERT_START]
-        cols = np.arange(seq_len)[None, :]
-        gap = cols < pad[:, None]
-        # (add_part + body)[-seq_len:]: gap column c holds add_part[seq_len - pad + c]
-        out[gap] = add_part[(cols + (seq_len - pad)[:, None])[gap]]
-    return out
+    # (PLASMID[INSERT_START - seq_len:INSERT_START] + body)[-seq_len:] (train.py): the window that
+    # ends at the body's 3' end, the plasmid 5' of it (harness.data.encoding.vector_window)
+    return encoding.vector_window(body, lengths, lengths - seq_len, seq_len, _PLASMID_5P_CODES, _NO_CODES)
 
 
 def singleton_flags(y: np.ndarray) -> np.ndarray:
@@ -311,27 +299,6 @@ def soft_labels(y: torch.Tensor, n_bins: int = 18, shift: float = 0.5, scale: fl
     return (cdf[:, 1:] - cdf[:, :-1]).float()
 
 
-def _complement_table() -> torch.Tensor:
-    """``(256,) uint8`` code -> code of the complementary base; N, PAD and other codes map to themselves."""
-    table = torch.arange(256, dtype=torch.uint8)
-    table[[encoding.A, encoding.C, encoding.G, encoding.T]] = torch.tensor(
-        [encoding.T, encoding.G, encoding.C, encoding.A], dtype=torch.uint8)
-    return table
-
-
-_COMPLEMENT = _complement_table()
-
-
-def reverse_complement_codes(codes: torch.Tensor) -> torch.Tensor:
-    """Reverse complement of whole ``(B, L)`` code rows on their device (A<->T, C<->G, N stays N).
-
-    Same result as :func:`harness.data.encoding.reverse_complement` without lengths; used for the
-    test-time strand (test.py ``get_rev`` on the padded 150-nt sequence).
-    """
-    table = _COMPLEMENT.to(codes.device)
-    return table[torch.flip(codes, dims=[1]).long()].to(codes.dtype)
-
-
 def encode_batch(codes: torch.Tensor, rev: torch.Tensor | float, single: torch.Tensor | float,
                  n_value: float = 0.0) -> torch.Tensor:
     """The 6-channel model input (train.py ``Seq2Tensor`` + ``SeqDatasetRevProb.__getitem__``).
@@ -351,16 +318,8 @@ def encode_batch(codes: torch.Tensor, rev: torch.Tensor | float, single: torch.T
         along the sequence), in train.py's concatenation order.
     """
     b, length = codes.shape
-    table = torch.full((256, 4), float(n_value), dtype=torch.float32, device=codes.device)
-    table[:4] = torch.eye(4, dtype=torch.float32, device=codes.device)
-    onehot = table[codes.long()].transpose(1, 2)
-    flags = []
-    for flag in (rev, single):
-        if isinstance(flag, torch.Tensor):
-            flag = flag.to(device=codes.device, dtype=torch.float32).reshape(b, 1, 1).expand(b, 1, length)
-        else:
-            flag = torch.full((b, 1, length), float(flag), dtype=torch.float32, device=codes.device)
-        flags.append(flag)
+    onehot = one_hot_codes(codes, n_value=n_value)
+    flags = [flag_channel(flag, b, length, codes.device) for flag in (rev, single)]
     return torch.cat([onehot, *flags], dim=1).contiguous()
 
 
@@ -421,7 +380,7 @@ def expected_bin(logits: torch.Tensor) -> torch.Tensor:
     probs = F.softmax(logits.float(), dim=-1)
     bins = torch.arange(probs.shape[-1], device=probs.device, dtype=probs.dtype)
     score = probs @ bins
-    return score.mean(dim=1) if score.ndim == 2 else score
+    return average_views(score) if score.ndim == 2 else score
 
 
 # ----------------------------------------------------------------------------------------------
@@ -625,75 +584,64 @@ class LegNet(TorchMethod):
     """
 
     Config = LegNetConfig
+    profiles = {"tiny": {"block_sizes": [16, 8, 8], "batch_size": 64, "max_epochs": 1, "batches_per_epoch": 0,
+                         "eval_batch_size": 512, "progress": False}}
+    paper_num_parameters = 1_852_846  # the submitted model
     Net = LegNetNet
 
-    def make_trainer(self, model: LegNetNet | None = None, checkpoint_dir: Path | None = None) -> Trainer:
-        """The :class:`harness.torch_train.Trainer` that :meth:`fit` uses (also used by the benchmark).
+    # train.py: :func:`kl_soft_label_loss`; ``AdamW(weight_decay=0.01)``; ``OneCycleLR(max_lr,
+    # total_steps = steps per epoch * max_epochs, pct_start, div_factor)`` stepped per batch; batches
+    # of ``batch_size``; at most ``batches_per_epoch`` steps per epoch; no early stopping.
+    # ``keep="last"`` monitors the epoch number so the final epoch's weights are kept; ``keep="best"``
+    # monitors validation r + rho. The base's ``make_trainer`` assembles these hooks.
+    scheduler_interval = "batch"
 
-        train.py: :func:`kl_soft_label_loss`; ``AdamW(weight_decay=0.01)``; ``OneCycleLR(max_lr,
-        total_steps = steps per epoch * max_epochs, pct_start, div_factor)`` stepped per batch;
-        batches of ``batch_size``; at most ``batches_per_epoch`` steps per epoch; no early
-        stopping. ``keep="last"`` monitors the epoch number so the final epoch's weights are kept;
-        ``keep="best"`` monitors validation r + rho. ``model`` defaults to :meth:`build_model`.
-        """
+    def loop_settings(self, n_train: int | None = None) -> dict:
         cfg = self.config
-        train_cfg = self.train_config(
-            batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=None,
-            monitor="epoch" if cfg.keep == "last" else "r+rho", monitor_mode="max",
-            max_batches_per_epoch=cfg.batches_per_epoch or None)
+        return dict(batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=None,
+                    monitor="epoch" if cfg.keep == "last" else "r+rho", monitor_mode="max",
+                    max_batches_per_epoch=cfg.batches_per_epoch or None)
 
-        def optimizer(net: nn.Module) -> torch.optim.Optimizer:
-            return torch.optim.AdamW(net.parameters(), lr=cfg.max_lr / cfg.div_factor, weight_decay=cfg.weight_decay)
+    def loss(self):
+        return kl_soft_label_loss
 
-        def scheduler(opt: torch.optim.Optimizer, steps: int, epochs: int):
-            return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.max_lr, total_steps=steps * epochs,
-                                                       pct_start=cfg.pct_start, div_factor=cfg.div_factor)
+    def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
+        cfg = self.config
+        return torch.optim.AdamW(net.parameters(), lr=cfg.max_lr / cfg.div_factor, weight_decay=cfg.weight_decay)
 
-        return Trainer(model if model is not None else self.build_model(), kl_soft_label_loss, optimizer,
-                       config=train_cfg, scheduler_factory=scheduler, scheduler_interval="batch",
-                       transform=LegNetTransform(cfg), to_prediction=expected_bin,
-                       device=select_device(self.device), checkpoint_dir=checkpoint_dir)
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int, max_epochs: int):
+        cfg = self.config
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.max_lr,
+                                                   total_steps=steps_per_epoch * max_epochs, pct_start=cfg.pct_start,
+                                                   div_factor=cfg.div_factor)
 
-    def fit(self, train: SeqTable, valid: SeqTable | None = None) -> None:
-        """Train from scratch on every row of ``train`` (resuming from ``work_dir/checkpoints``
-        when an interrupted fit of the same data left one there).
+    def transform(self) -> LegNetTransform:
+        return LegNetTransform(self.config)
 
-        Args:
-            train: training rows with ``y`` (expression bins); doubled with reverse complements
-                (:func:`training_arrays`).
-            valid: optional rows with ``y``, monitored each epoch (validation KL, r, rho of the
-                strand-averaged prediction); it selects the kept epoch only with ``keep="best"``.
-                Without it nothing is held out, as in the team's final fit.
+    def to_prediction(self, output: torch.Tensor) -> torch.Tensor:
+        return expected_bin(output)
+
+    def prepare_fit(self, train: SeqTable, valid: SeqTable | None) -> FitData:
+        """The data steps of :meth:`fit` (:meth:`harness.torch_method.TorchMethod.fit`): every row
+        of ``train`` is used, doubled with reverse complements (:func:`training_arrays`); ``valid``
+        (optional, rows with ``y``) is monitored each epoch (validation KL, r, rho of the
+        strand-averaged prediction) and selects the kept epoch only with ``keep="best"``. Without
+        it nothing is held out, as in the team's final fit.
 
         Raises:
-            ValueError: missing targets or fewer than 2 training rows.
+            ValueError: fewer than 2 training rows.
         """
         cfg = self.config
-        require_targets("legnet", train, valid)
         if len(train) < 2:
             raise ValueError(f"legnet.fit: {len(train)} training rows; need >= 2")
         x, y = training_arrays(train, cfg.seq_len)
         vx = vy = None
         if valid is not None and len(valid) > 0:
             vx, vy = legnet_codes(valid, cfg.seq_len), np.asarray(valid.y, dtype=np.float32)
-        trainer = self.make_trainer(checkpoint_dir=self.checkpoint_dir)
-        self.history = trainer.fit(x, y, vx, vy)
-        self.best_epoch = trainer.best_epoch
-        self.model = trainer.model.cpu()
+        return FitData(x, y, vx, vy)
 
-    def predict(self, seqs: SeqTable) -> np.ndarray:
-        """Strand-averaged predictions ``(len(seqs),) float64`` in bin units (0..17).
-
-        Each sequence is padded (:func:`legnet_codes`) and predicted as itself (reverse flag 0)
-        and as its reverse complement (flag 1), singleton channel ``predict_singleton``; the two
-        expected bins are averaged (test.py). Eval mode, batches of ``eval_batch_size``, fp32.
-        Any sequence length works (plasmid padding, :func:`legnet_codes`).
-
-        Raises:
-            RuntimeError: the method is neither fitted nor loaded.
-        """
-        model = self._fitted_model()
-        codes = legnet_codes(seqs, self.config.seq_len)
-        with self._on_device() as device:
-            return predict_batches(model, codes, self.config.eval_batch_size, device, LegNetTransform(self.config),
-                                   to_prediction=expected_bin)
+    def predict_inputs(self, seqs: SeqTable) -> np.ndarray:
+        """Each sequence padded (:func:`legnet_codes`; any length works); the transform predicts it
+        as itself (reverse flag 0) and as its reverse complement (flag 1), singleton channel
+        ``predict_singleton``, and the two expected bins are averaged (test.py)."""
+        return legnet_codes(seqs, self.config.seq_len)

@@ -14,7 +14,7 @@ from scipy import stats
 from torch import nn
 
 from harness import registry
-from harness.data import encoding
+from harness.data import encoding, sequence
 from harness.data.construct import VECTOR_DOWNSTREAM, VECTOR_UPSTREAM
 from harness.data.table import SeqTable
 from submissions import bhi
@@ -107,21 +107,21 @@ def test_conjoined_huber_is_mean_of_strand_losses():
 # ----------------------------------------------------------------------------------------------
 def test_vector_window_is_fit_length_with_vector_fill():
     table = random_table(400, 0, 140, seed=1)
-    codes, lengths = bhi.fixed_width(table.codes, table.lengths, 110)
+    codes, lengths = encoding.fixed_width(table.codes, table.lengths, 110)
     assert codes.shape == (400, 110) and lengths.max() == 110
     up = torch.from_numpy(encoding.encode([VECTOR_UPSTREAM])[0][0])
     down = torch.from_numpy(encoding.encode([VECTOR_DOWNSTREAM])[0][0])
     short = np.maximum(110 - table.lengths.astype(np.int64), 0)
     for placement, strategy in enumerate(["left", "right", "both"]):
         left = bhi.left_pad_for(short, np.full(400, placement))
-        got = bhi.vector_window(torch.from_numpy(codes), torch.from_numpy(lengths), torch.from_numpy(-left), 110,
+        got = sequence.vector_window(torch.from_numpy(codes), torch.from_numpy(lengths), torch.from_numpy(-left), 110,
                                 up, down).numpy()
         want = encoding.fit_length(table.codes, table.lengths, 110, strategy, fill=(VECTOR_UPSTREAM, VECTOR_DOWNSTREAM))
         np.testing.assert_array_equal(got, want)
     # "both": floor(short / 2) on the 5' side
     s = "ACGT" * 25  # 100 nt
     one = torch.from_numpy(encoding.encode([s], 110)[0])
-    win = bhi.vector_window(one, torch.tensor([100]), torch.tensor([-5]), 110, up, down)
+    win = sequence.vector_window(one, torch.tensor([100]), torch.tensor([-5]), 110, up, down)
     assert encoding.decode(win.numpy())[0] == VECTOR_UPSTREAM[-5:] + s + VECTOR_DOWNSTREAM[:5]
 
 

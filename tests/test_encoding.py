@@ -127,3 +127,30 @@ def test_gc_content_ignores_n_and_pad():
 
 def test_flanks_are_the_construct():
     assert len(encoding.FLANK_5P) + 80 + len(encoding.FLANK_3P) == encoding.CONSTRUCT_LENGTH == 110
+
+
+def test_one_hot_table_is_the_one_table_with_an_n_value():
+    table = encoding.one_hot_table()
+    assert table.shape == (256, 4) and table.dtype == np.float32
+    np.testing.assert_array_equal(table[:4], np.eye(4))
+    assert (table[4:] == 0).all()
+    kipoi = encoding.one_hot_table(0.25)  # KircherLab's N (kipoiseq ReorderedOneHot)
+    assert (kipoi[[N, PAD]] == 0.25).all() and (kipoi[:4] == np.eye(4)).all()
+    codes = encode(["ACGTN"])[0]
+    np.testing.assert_array_equal(one_hot(codes, layout="NLC", n_value=0.25)[0], kipoi[[A, C, G, T, N]])
+    np.testing.assert_array_equal(one_hot(codes)[0], np.eye(5, 4).T)  # default: N -> zeros, (N, 4, L)
+
+
+def test_complement_table_is_read_only_and_an_involution():
+    assert encoding.COMPLEMENT[[A, C, G, T, N, PAD]].tolist() == [T, G, C, A, N, PAD]
+    np.testing.assert_array_equal(encoding.COMPLEMENT[encoding.COMPLEMENT], np.arange(256))
+    with pytest.raises(ValueError):
+        encoding.COMPLEMENT[A] = A
+
+
+def test_fixed_width_cuts_or_pad_extends():
+    codes, lengths = encode(["ACGTA", "AC"])
+    out, length = encoding.fixed_width(codes, lengths, 3)
+    assert out.tolist() == [[A, C, G], [A, C, PAD]] and length.tolist() == [3, 2] and length.dtype == np.int32
+    out, length = encoding.fixed_width(codes, lengths, 7)
+    assert out.shape == (2, 7) and (out[:, 5:] == PAD).all() and length.tolist() == [5, 2]

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from harness.data.table import SeqTable
-from harness.torch_method import LEGACY_STATE_FILE, MODEL_FILE, STATE_FILE, TorchConfig, TorchMethod, json_safe
+from harness.torch_method import (LEGACY_STATE_FILE, MODEL_FILE, STATE_FILE, FitData, TorchConfig, TorchMethod,
+                                 json_safe)
 from harness.torch_train import one_hot_codes, predict_batches
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -225,3 +226,67 @@ def test_load_refuses_planted_truncated_or_linked_weights(fitted, tmp_path):
     weights.symlink_to(outside)
     with pytest.raises(FileNotFoundError, match="links are not followed"):
         Tiny.load(saved, device="cpu")
+
+
+# ----- the template: a plug-in that declares hooks only ------------------------------------------
+class Hooked(TorchMethod):
+    """Declares its net, data preparation and loop hooks; fit/predict/make_trainer are the base's."""
+
+    name = "hooked-torch"
+    Config = TinyConfig
+    Net = TinyNet
+
+    def __init__(self, config=None, *, seed=0, device="auto", work_dir=None) -> None:
+        super().__init__(config, seed=seed, device=device, work_dir=work_dir)
+        self.calls: list = []
+
+    def prepare_fit(self, train, valid):
+        self.calls.append(("prepare_fit", len(train), valid is None))
+        return FitData(train.codes[:, :10], train.y, train.codes[:8, :10], train.y[:8])
+
+    def loop_settings(self, n_train=None):
+        self.calls.append(("loop_settings", n_train))
+        return dict(batch_size=8, max_epochs=2, patience=None, monitor="valid_loss")
+
+    def make_optimizer(self, net):
+        return torch.optim.SGD(net.parameters(), lr=0.05)
+
+    def cpu_threads(self) -> int:
+        return 1
+
+    def after_fit(self, trainer, data):
+        self.calls.append(("after_fit", trainer.best_epoch, data.n_train))
+
+    def predict_inputs(self, seqs):
+        return seqs.codes[:, :10]
+
+    def postprocess(self, pred, seqs):
+        return pred + 100.0
+
+
+def test_template_fit_and_predict_run_the_declared_hooks():
+    train = _table(40)
+    m = Hooked(TinyConfig(progress=False), seed=1, device="cpu")
+    seen = []
+    m.epoch_callbacks.append(seen.append)
+    before = torch.get_num_threads()
+    m.fit(train)
+    assert m.calls == [("prepare_fit", 40, True), ("loop_settings", 40), ("after_fit", m.best_epoch, 40)]
+    assert [r["epoch"] for r in seen] == [1, 2] and len(m.history) == 2  # the trainer called the callbacks
+    assert not m.model.training and all(p.device.type == "cpu" for p in m.model.parameters())
+    assert torch.get_num_threads() == before  # cpu_threads() applied inside fit only
+    pred = m.predict(_table(5, seed=3))
+    assert pred.shape == (5,) and pred.dtype == np.float64 and (pred > 50).all()  # postprocess ran
+    raw = predict_batches(m.model, _table(5, seed=3).codes[:, :10], 16, "cpu", _one_hot)
+    np.testing.assert_array_equal(pred, raw + 100.0)
+
+
+def test_make_trainer_is_the_declared_entry_point():
+    m = Hooked(TinyConfig(progress=False, eval_batch_size=7), seed=0, device="cpu")
+    trainer = m.make_trainer(n_train=123)
+    assert m.calls == [("loop_settings", 123)]
+    assert trainer.config.batch_size == 8 and trainer.config.eval_batch_size == 7 and trainer.config.seed == 0
+    assert isinstance(trainer.model, TinyNet) and trainer.checkpoint_dir is None
+    assert m.make_trainer(nn.Sequential(), checkpoint_dir="x").checkpoint_dir.name == "x"
+    with pytest.raises(ValueError, match="hooked-torch.fit: training/validation tables need targets"):
+        m.fit(SeqTable(_table(4).codes, _table(4).lengths))

@@ -423,3 +423,29 @@ def test_channels_last_trains_the_same_network():
 def test_unknown_compile_mode_is_refused():
     with pytest.raises(ValueError, match="compile must be 'off' or one of default"):
         tt.TrainConfig(compile="fast")
+
+
+def test_pearson_spearman_is_the_scorers_with_nan_when_undefined():
+    from harness.scoring.scorer import pearson, spearman
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=50), rng.normal(size=50)
+    assert tt.pearson_spearman(a, b) == (pearson(a, b), spearman(a, b))
+    assert all(math.isnan(v) for v in tt.pearson_spearman(np.ones(5), b[:5]))  # the scorer would give 0.0
+    assert all(math.isnan(v) for v in tt.pearson_spearman(a[:1], b[:1]))
+
+
+def test_time_steps_memory_is_the_vmhwm_probe(monkeypatch):
+    """CPU peak memory comes from harness.resources.peak_rss_bytes (VmHWM), not ru_maxrss."""
+    from harness import resources
+
+    monkeypatch.setattr(tt, "peak_rss_bytes", lambda: 123)
+    trainer = tt.Trainer(nn.Sequential(nn.Flatten(), nn.Linear(16, 1)), nn.MSELoss(),
+                         lambda m: torch.optim.SGD(m.parameters(), lr=0.1),
+                         config=tt.TrainConfig(batch_size=4, progress=False), device="cpu")
+    codes = np.random.default_rng(0).integers(0, 4, size=(8, 4)).astype(np.uint8)
+    out = trainer.time_steps(codes, np.zeros(8, dtype=np.float32), steps=1, warmup=0)
+    assert out["peak_memory_bytes"] == 123 and out["memory_kind"] == "peak_rss"
+    status = open("/proc/self/status").read()
+    hwm = int(next(l for l in status.splitlines() if l.startswith("VmHWM:")).split()[1]) * 1024
+    assert resources.peak_rss_bytes() >= hwm  # the high-water mark only grows

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from harness import registry
 from harness.cli import main
 from harness.method import Method, MethodConfig
+from harness.torch_method import TorchMethod
 from harness.tune import (PRUNE_STARTUP_TRIALS, TuneSpec, check_space, parse_search_space, tune, write_profile)
 
 WIDE = {"COLUMNS": "250"}  # rich wraps at 80 columns under CliRunner otherwise
@@ -58,7 +59,10 @@ class FakeTrainer:
 
 
 @registry.register("test-tune-epochs")
-class EpochMethod(Method):
+class EpochMethod(TorchMethod):
+    """A PyTorch-style plug-in: the tuner reaches its epochs through the declared entry point,
+    ``TorchMethod.epoch_callbacks``, which ``make_trainer`` hands to the trainer."""
+
     Config = EpochConfig
     search_space = {"quality": {"low": -1.0, "high": 1.0}, "epochs": {"low": 2, "high": 5}}
     #: epochs run by each fit, in order (one list per fit)
@@ -66,7 +70,9 @@ class EpochMethod(Method):
 
     def make_trainer(self) -> FakeTrainer:
         EpochMethod.runs.append([])
-        return FakeTrainer(self.config.quality, self.config.epochs, EpochMethod.runs[-1])
+        trainer = FakeTrainer(self.config.quality, self.config.epochs, EpochMethod.runs[-1])
+        trainer.callbacks = list(self.epoch_callbacks)
+        return trainer
 
     def fit(self, train, valid=None) -> None:
         self.history = self.make_trainer().fit()
@@ -90,8 +96,15 @@ def _gc(table) -> np.ndarray:
 
 
 @registry.register("test-tune-history")
-class HistoryMethod(EpochMethod):
-    """Records its per-epoch history but builds no hookable trainer: reported afterwards, never pruned."""
+class HistoryMethod(Method):
+    """Records its per-epoch history but has no epoch hook (not a TorchMethod: like the k-mer
+    baselines and the Keras plug-in): reported afterwards, never pruned."""
+
+    Config = EpochConfig
+    search_space = EpochMethod.search_space
+    predict = EpochMethod.predict
+    _save_state = EpochMethod._save_state
+    _load_state = EpochMethod._load_state
 
     def fit(self, train, valid=None) -> None:
         EpochMethod.runs.append([])
@@ -246,12 +259,29 @@ def test_bad_trial_is_pruned_after_warmup(tmp_path, sim_train):
     assert registry.load_profile(EpochMethod, "tuned", tmp_path).config == EpochConfig(quality=0.8, epochs=4)
 
 
+def test_attach_reporter_uses_the_declared_entry_point_only():
+    """The tuner reaches a fit's epochs only through TorchMethod.epoch_callbacks: a method that
+    merely has a ``make_trainer`` attribute is not probed or wrapped."""
+    from harness.tune import attach_reporter
+
+    plain = HistoryMethod(EpochConfig())
+    plain.make_trainer = lambda: "untouched"
+    assert attach_reporter(plain, print) is False and plain.make_trainer() == "untouched"
+    torch_like = EpochMethod(EpochConfig())
+
+    def callback(record):
+        return None
+
+    assert attach_reporter(torch_like, callback) is True
+    assert torch_like.epoch_callbacks == [callback] and torch_like.make_trainer().callbacks == [callback]
+
+
 def test_no_pruner_runs_every_epoch_and_history_is_reported_afterwards(tmp_path, sim_train):
     EpochMethod.runs.clear()
     enqueue = [{"quality": 0.8, "epochs": 3}, {"quality": 0.7, "epochs": 3}, {"quality": -0.9, "epochs": 3}]
     result = tune(_spec(tmp_path, sim_train, trials=3, enqueue=enqueue, pruner="none"))
     assert EpochMethod.runs == [[1, 2, 3]] * 3 and result.n_pruned == 0
-    # a method without make_trainer: its history becomes intermediate values, but nothing is pruned
+    # a method without an epoch hook: its history becomes intermediate values, but nothing is pruned
     EpochMethod.runs.clear()
     result = tune(_spec(tmp_path, sim_train, method="test-tune-history", trials=3, enqueue=enqueue))
     assert EpochMethod.runs == [[1, 2, 3]] * 3 and (result.n_complete, result.n_pruned) == (3, 0)

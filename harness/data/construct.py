@@ -11,10 +11,13 @@ challenge winners' code (autosome-ru/LegNet, ``dream_ablation/dream_preprocess.p
 
 * :data:`VECTOR_UPSTREAM`: the 120 nt immediately 5' of the 17-nt flank;
 * :data:`VECTOR_DOWNSTREAM`: the 120 nt immediately 3' of the 13-nt flank (the start of the
-  YFP reporter ORF follows after 85 nt).
+  YFP reporter ORF follows after 85 nt);
+* :data:`VECTOR_FURTHER_UPSTREAM`: the 125 nt 5' of :data:`VECTOR_UPSTREAM` (LegNet pads to up to
+  262 nt with :data:`PLASMID_UPSTREAM` = both upstream parts, 245 nt).
 
 Use them as the ``fill=(VECTOR_UPSTREAM, VECTOR_DOWNSTREAM)`` pair of
-:func:`harness.data.encoding.fit_length`.
+:func:`harness.data.encoding.fit_length`, or as the context of
+:func:`harness.data.encoding.vector_window` / :func:`harness.data.sequence.vector_window`.
 """
 
 from __future__ import annotations
@@ -31,5 +34,12 @@ VECTOR_DOWNSTREAM = (
     "TCTTAATTAAAAAAAGATAGAAAACATTAGGAGTGTAACACAAGACTTTCGGATCCTGAGCAGGCAAGATAAACGAAGGCAAAG"
     "ATGTCTAAAGGTGAAGAATTATTCACTGGTGTTGTCCCAATTTTGGTTGAATTAGATGG"
 )[:120]
+#: 125 nt of pTpA 5' of :data:`VECTOR_UPSTREAM` (same published plasmid; ends ...CCACTATTAA).
+VECTOR_FURTHER_UPSTREAM = (
+    "TTTTTGTTAAATCAGCTCATTTTTTAACCAATAGGCCGAAATCGGCAAAATCCCTTATAAATCAAAAGAATAGACCGAGATAGGGTTGAGTG"
+    "TTGTTCCAGTTTGGAACAAGAGTCCACTATTAA"
+)
+#: the 245 nt of pTpA immediately 5' of the 17-nt flank.
+PLASMID_UPSTREAM = VECTOR_FURTHER_UPSTREAM + VECTOR_UPSTREAM
 #: the construct with the random region as 80 N, plus the vector context on both sides (350 nt).
 CONSTRUCT = VECTOR_UPSTREAM + FLANK_5P + "N" * 80 + FLANK_3P + VECTOR_DOWNSTREAM

@@ -1,8 +1,18 @@
-"""Nucleotide codes, one-hot encoding, reverse complement and length policies.
+"""Nucleotide codes, one-hot encoding, reverse complement and length policies (NumPy side).
 
 Sequences are held as ``uint8`` codes, A=0, C=1, G=2, T=3, N=4 (every IUPAC ambiguity letter maps
 to N), and ``PAD`` (255) beyond a sequence's end. Everything here is vectorised over the whole
 array: no per-sequence Python loop.
+
+The sequence primitives of the harness live in two modules with one set of tables:
+
+* this module (NumPy, no torch import, so that the readers, the k-mer baselines and the Keras
+  plug-in load without PyTorch): text <-> codes, the complement table :data:`COMPLEMENT`, the
+  one-hot table :func:`one_hot_table`, :func:`reverse_complement`, :func:`one_hot`, the length
+  policies :func:`fit_length` (N or vector padding) and :func:`fixed_width`, :func:`gc_content`;
+* :mod:`harness.data.sequence` (PyTorch, on the device, per batch): one-hot, reverse complement,
+  plasmid windows (padding, trimming and shifts in one gather), the strand flag channel and the
+  test-time-augmentation (TTA) views and their aggregation -- built from the tables defined here.
 
 The construct (de Boer et al. 2020; DREAM 2022 challenge description) is a 110-nt promoter:
 17-nt 5' flank ``TGCATTTTTTTCACATC`` + 80-nt random region + 13-nt 3' flank ``GGTTACGGCTGTT``.
@@ -33,9 +43,11 @@ for _i, _ch in enumerate("ACGT"):
 for _ch in _IUPAC_AMBIGUOUS:
     _LUT[ord(_ch)] = N
     _LUT[ord(_ch.lower())] = N
-#: code -> code of the complementary base (N and PAD map to themselves).
-_COMPLEMENT = np.arange(256, dtype=np.uint8)
-_COMPLEMENT[[A, C, G, T]] = [T, G, C, A]
+#: ``(256,) uint8`` code -> code of the complementary base (A<->T, C<->G; N, PAD and every other
+#: code map to themselves). The one complement table of the harness.
+COMPLEMENT = np.arange(256, dtype=np.uint8)
+COMPLEMENT[[A, C, G, T]] = [T, G, C, A]
+COMPLEMENT.flags.writeable = False
 
 PadStrategy = Literal["right", "left", "both"]
 
@@ -108,17 +120,37 @@ def decode(codes: np.ndarray, lengths: np.ndarray | None = None) -> list[str]:
     return out
 
 
-def one_hot(codes: np.ndarray, dtype: type = np.float32, layout: Literal["NCL", "NLC"] = "NCL") -> np.ndarray:
-    """One-hot encode codes. A,C,G,T -> channels 0..3; N, ambiguity codes and PAD -> all zeros.
+def one_hot_table(n_value: float = 0.0, dtype: type = np.float32) -> np.ndarray:
+    """The one-hot lookup table: ``(256, 4)`` array, row ``code`` = the input vector of that code.
+
+    A, C, G, T -> unit vectors on channels 0..3 (in that order); N, every ambiguity code and PAD
+    -> ``n_value`` in all four channels: 0 for the teams that encode N as zeros (Camformers §1.2,
+    BHI §1, LegNet's submitted ``Seq2Tensor``), 0.25 for KircherLab (kipoiseq ``ReorderedOneHot``).
+
+    Args:
+        n_value: value of the four channels at a non-ACGT code.
+        dtype: table dtype (default ``float32``).
+
+    Returns:
+        A new ``(256, 4)`` array of ``dtype``.
+    """
+    table = np.full((256, 4), n_value, dtype=dtype)
+    table[:4] = np.eye(4, dtype=dtype)
+    return table
+
+
+def one_hot(codes: np.ndarray, dtype: type = np.float32, layout: Literal["NCL", "NLC"] = "NCL",
+            n_value: float = 0.0) -> np.ndarray:
+    """One-hot encode codes (:func:`one_hot_table`): A,C,G,T -> channels 0..3; N, ambiguity codes and
+    PAD -> ``n_value`` (default 0: all zeros) in every channel.
 
     Args:
         codes: ``(N, L) uint8``.
         dtype: output dtype (default ``float32``).
         layout: ``"NCL"`` gives ``(N, 4, L)`` (PyTorch Conv1d), ``"NLC"`` gives ``(N, L, 4)`` (Keras).
+        n_value: value of the four channels at a non-ACGT code.
     """
-    eye = np.zeros((256, 4), dtype=dtype)
-    eye[np.arange(4), np.arange(4)] = 1
-    x = eye[codes]  # (N, L, 4)
+    x = one_hot_table(n_value, dtype)[codes]  # (N, L, 4)
     return np.ascontiguousarray(x.transpose(0, 2, 1)) if layout == "NCL" else x
 
 
@@ -128,7 +160,7 @@ def reverse_complement(codes: np.ndarray, lengths: np.ndarray | None = None) -> 
     With ``lengths``, each row's first ``lengths[i]`` codes are reverse-complemented in place of
     their span and PAD stays at the end; without, the whole row (PAD included) is reversed.
     """
-    rc = _COMPLEMENT[codes[:, ::-1]]
+    rc = COMPLEMENT[codes[:, ::-1]]
     if lengths is None:
         return rc
     n, width = codes.shape
@@ -200,6 +232,72 @@ def fit_length(
     end = (left_pad + keep)[:, None]
     rmask = cols >= end
     out[rmask] = down[(cols - end)[rmask]]
+    return out
+
+
+def fixed_width(codes: np.ndarray, lengths: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut or PAD-extend a code matrix to ``width`` columns (no padding policy: PAD, not N, fills).
+
+    Args:
+        codes: ``(N, W) uint8`` (PAD-filled beyond each length).
+        lengths: ``(N,)`` lengths in nt.
+        width: columns of the result.
+
+    Returns:
+        ``(codes (N, width) uint8, lengths (N,) int32 clipped to width)``.
+    """
+    out = np.full((len(codes), width), PAD, dtype=np.uint8)
+    w = min(width, codes.shape[1])
+    out[:, :w] = codes[:, :w]
+    return out, np.minimum(np.asarray(lengths, dtype=np.int64), width).astype(np.int32)
+
+
+#: rows per block of :func:`vector_window` (bounds its int64 index arrays to ~block x width).
+_WINDOW_BLOCK = 1 << 16
+
+
+def vector_window(codes: np.ndarray, lengths: np.ndarray, start: np.ndarray, width: int,
+                  upstream: np.ndarray, downstream: np.ndarray) -> np.ndarray:
+    """A ``width``-nt window of each sequence in its plasmid context: vector padding, trimming and
+    shifting in one gather (the NumPy twin of :func:`harness.data.sequence.vector_window`).
+
+    Position ``p`` is counted from the first nt of the sequence: ``p < 0`` reads
+    ``upstream[len(upstream) + p]`` (the vector 5' of the sequence), ``0 <= p < length`` the
+    sequence, ``p >= length`` ``downstream[p - length]`` (the vector 3' of it). ``start =
+    -left_pad`` pads ``left_pad`` nt 5' (and the rest 3'); ``start = length - width`` keeps the
+    3'-most ``width`` nt (5' padding / 5' truncation, LegNet); ``start = ceil(d / 2)`` centres a
+    sequence ``d`` nt too long (KircherLab).
+
+    Args:
+        codes: ``(N, W) uint8`` codes (PAD beyond each length).
+        lengths: ``(N,)`` lengths in nt (values above ``W`` act as ``W``).
+        start: ``(N,)`` integer position of each window's first nt.
+        width: window length in nt.
+        upstream, downstream: ``uint8`` code vectors of the vector 5' / 3' of the sequence. The
+            caller checks that they are long enough; a position beyond them repeats their first
+            (upstream) / last (downstream) nt.
+
+    Returns:
+        ``(N, width) uint8`` codes. Computed in blocks of rows, so memory stays bounded.
+    """
+    codes = np.asarray(codes)
+    n, n_cols = codes.shape
+    lengths = np.minimum(np.asarray(lengths, dtype=np.int64), n_cols)
+    start = np.asarray(start, dtype=np.int64)
+    upstream, downstream = np.asarray(upstream, dtype=np.uint8), np.asarray(downstream, dtype=np.uint8)
+    out = np.empty((n, width), dtype=np.uint8)
+    cols = np.arange(width, dtype=np.int64)[None, :]
+    for lo in range(0, n, _WINDOW_BLOCK):
+        hi = min(lo + _WINDOW_BLOCK, n)
+        pos = start[lo:hi, None] + cols
+        length = lengths[lo:hi, None]
+        if n_cols:
+            seq = np.take_along_axis(codes[lo:hi], np.clip(pos, 0, n_cols - 1), axis=1)
+        else:
+            seq = np.full(pos.shape, N, dtype=np.uint8)  # no sequence column: every position is vector
+        up = upstream[np.clip(pos + len(upstream), 0, len(upstream) - 1)] if len(upstream) else seq
+        down = downstream[np.clip(pos - length, 0, len(downstream) - 1)] if len(downstream) else seq
+        out[lo:hi] = np.where(pos < 0, up, np.where(pos < length, seq, down))
     return out
 
 
