@@ -17,6 +17,12 @@ from .data import load_test_set, resolve_data_dir
 console = Console()
 PATH = click.Path(path_type=Path)
 EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
+#: ``--config-dir``: the user's profile directory (harness.registry), default $HARNESS_CONFIG, else none
+CONFIG_DIR_OPTION = click.option(
+    "--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), envvar="HARNESS_CONFIG",
+    show_envvar=True, default=None,
+    help="Your profile directory: tables of DIR/<method>.toml are applied over the profiles the method's package "
+         "ships (<package>/configs/<method>.toml); `harness tune` writes [tuned] there.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,7 +47,8 @@ def main() -> None:
 @click.option("--holdout-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
               show_default=True, help="Held-out fraction of a holdout split.")
 @click.option("--profile", default="default", show_default=True,
-              help="Named profile of each method (configs/<method>.toml), e.g. paper or cpu.")
+              help="Named profile of each method (see `harness methods list`), e.g. paper or cpu.")
+@CONFIG_DIR_OPTION
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help="Seed of the split; fold k's model gets seed + k.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "tpu", "mps"]), default="auto", show_default=True,
@@ -57,9 +64,13 @@ def main() -> None:
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask scheduler to connect to with --backend dask (default: $DASK_SCHEDULER_ADDRESS, "
                    "else a local cluster).")
+@click.option("--gpus-per-job", type=click.IntRange(min=1), default=1, show_default=True,
+              help="GPUs of each job of a GPU method (--device auto/cuda): with --jobs N on G GPUs, at most "
+                   "G // K GPU jobs run at once, each on its own GPUs (CUDA_VISIBLE_DEVICES); CPU methods beside. "
+                   "ray: num_gpus=K; dask: resources GPU=K.")
 @friendly_errors
-def run(methods, data, train, snv_pairs, split, folds, holdout_fraction, profile, seed, device, out, skip_bad_rows,
-        backend, jobs, scheduler):
+def run(methods, data, train, snv_pairs, split, folds, holdout_fraction, profile, config_dir, seed, device, out,
+        skip_bad_rows, backend, jobs, scheduler, gpus_per_job):
     """Fit each method on each fold, predict out-of-fold and test, score, and print the leaderboard."""
     from .runner import RunSpec, run as run_spec
     from .splits import SplitSpec
@@ -69,7 +80,7 @@ def run(methods, data, train, snv_pairs, split, folds, holdout_fraction, profile
         raise click.UsageError("--methods is empty")
     spec = RunSpec(names, resolve_data_dir(data), train, snv_pairs,
                    SplitSpec(split, folds, holdout_fraction, seed), profile, device, out, skip_bad_rows,
-                   backend=backend, jobs=jobs, scheduler=scheduler)
+                   config_dir=config_dir, backend=backend, jobs=jobs, scheduler=scheduler, gpus_per_job=gpus_per_job)
     run_spec(spec, console)
 
 
@@ -137,9 +148,11 @@ def methods() -> None:
 
 
 @methods.command("list")
+@CONFIG_DIR_OPTION
 @friendly_errors
-def methods_list():
-    """Registered methods: name, source package, framework, parameter count of the default config."""
+def methods_list(config_dir):
+    """Registered methods: name, source package, framework, parameter count of the default config, profiles
+    (shipped and from --config-dir)."""
     from . import registry
 
     table = Table(title="Registered methods")
@@ -148,7 +161,7 @@ def methods_list():
     for name, cls in registry.available().items():
         n = cls().num_parameters()
         table.add_row(name, registry.source_of(name), cls.framework, "—" if n is None else f"{n:,}",
-                      ", ".join(registry.profile_names(cls)))
+                      ", ".join(registry.profile_names(cls, config_dir)))
     console.print(table)
 
 
@@ -173,6 +186,9 @@ def _add_commands() -> None:
 
     for command in (data_group, ensemble_cmd, leaderboard_cmd, export_cmd, validate_cmd, tune_cmd):
         main.add_command(command)
+    from .cli_predict import predict_cmd, variant_effect_cmd  # harness predict / variant-effect
+    main.add_command(predict_cmd)
+    main.add_command(variant_effect_cmd)
 
 
 _add_commands()

@@ -3,7 +3,10 @@
 Level 1 (the features): each member method's out-of-fold predictions ``methods/<m>/oof.npy``
 from a K-fold run (raw outputs, one column per member), optionally with cheap sequence features
 (GC content and length). The same columns for the test set are the members' fold-averaged test
-predictions ``methods/<m>/test.npy``.
+predictions ``methods/<m>/test.npy``. Both are read with ``allow_pickle=False`` and checked (shape,
+finite values; :func:`harness.runner.load_predictions`), and every board score reported for a member
+is computed from its ``test.npy`` (``scores.json`` is an informative cache, never trusted). A run
+without out-of-fold predictions (``--split holdout`` or ``--split none``) is refused.
 
 Level 2 (the stacker), fitted against the training targets with its own seeded inner K-fold
 cross-validation (default 5 folds): every training row gets an inner out-of-fold stacked prediction
@@ -53,7 +56,8 @@ from .cli_errors import friendly_errors
 from .data import DataError, SeqTable, TestSet, load_test_set, read_table
 from .data.encoding import gc_content
 from .io import read_json, write_json, write_npy
-from .scoring import BOARDS, BoardScore, score_boards
+from .report import partial_note, score_text
+from .scoring import BoardScore, score_boards
 from .scoring.scorer import pearson, spearman
 from .splits import fingerprint
 
@@ -175,7 +179,8 @@ def run_methods(run_dir: str | Path) -> list[str]:
 
 
 def split_kind(run_dir: str | Path, info: dict | None = None) -> str:
-    """``"kfold"`` or ``"holdout"``: ``split.json``'s ``spec.kind``, else ``run.json``'s ``split.kind``."""
+    """``"kfold"``, ``"holdout"`` or ``"none"``: ``split.json``'s ``spec.kind``, else ``run.json``'s
+    ``split.kind`` (``"kfold"`` when neither records one)."""
     path = Path(run_dir) / "split.json"
     if path.is_file():
         kind = read_json(path).get("spec", {}).get("kind")
@@ -450,13 +455,22 @@ def ensemble_run(run_dir: str | Path, stacker: str | Stacker = "lightgbm", metho
 
     Raises:
         ValueError: a hold-out run (``split.json`` kind ``holdout``, or a member whose
-            ``oof.npy`` has NaN rows), fewer than two members, an unknown member or stacker,
-            ``seq_features`` with ``mean``, or member arrays of the wrong shape.
-        FileNotFoundError: no ``run.json``; DataError: the run's data files are gone or differ.
+            ``oof.npy`` has NaN rows), a ``--split none`` run (no OOF predictions at all), fewer
+            than two members, an unknown member or stacker, ``seq_features`` with ``mean``.
+        FileNotFoundError: no ``run.json``; DataError: the run's data files are gone or differ,
+            or a member's ``oof.npy``/``test.npy`` is unreadable, pickled, of the wrong shape or
+            not finite (:func:`harness.runner.load_predictions`; the file is named).
     """
+    from .runner import load_predictions
+
     run_dir = Path(run_dir)
     info = read_run_json(run_dir)
-    if split_kind(run_dir, info) == "holdout":
+    kind = split_kind(run_dir, info)
+    if kind == "none":
+        raise ValueError(f"{run_dir} was run with --split none: each method was fitted once on every training "
+                         "row, so there are no out-of-fold (OOF) predictions to stack; make a K-fold run "
+                         "(harness run --split kfold --folds 5) to ensemble")
+    if kind == "holdout":
         raise ValueError(f"{run_dir} is a hold-out run: stacking needs out-of-fold predictions for every "
                          "training row; make a K-fold run (harness run --split kfold --folds 5)")
     members = _members(run_dir, methods)
@@ -467,34 +481,19 @@ def ensemble_run(run_dir: str | Path, stacker: str | Stacker = "lightgbm", metho
         raise ValueError("--seq-features needs a fitted stacker (lightgbm or linear); the mean stacker averages "
                          "member predictions only")
 
-    n_train = info.get("n_train")
+    train_table = run_train_table(run_dir, info, train)
+    test_set = run_test_set(run_dir, info, data_dir, snv_pairs)
     oof_cols, test_cols = [], []
     for m in members:
-        oof = np.load(run_dir / "methods" / m / "oof.npy").astype(np.float64)
-        test = np.load(run_dir / "methods" / m / "test.npy").astype(np.float64)
-        if oof.ndim != 1 or (n_train is not None and len(oof) != int(n_train)):
-            raise ValueError(f"{run_dir}/methods/{m}/oof.npy has shape {oof.shape}; the run has {n_train} training rows")
+        oof_path = run_dir / "methods" / m / "oof.npy"
+        oof = load_predictions(oof_path, len(train_table), allow_nan=True)
         missing = int(np.isnan(oof).sum())
         if missing:
-            raise ValueError(f"{run_dir}/methods/{m}/oof.npy: {missing:,} of {len(oof):,} training rows have no "
+            raise ValueError(f"{oof_path}: {missing:,} of {len(oof):,} training rows have no "
                              "out-of-fold prediction (a hold-out run or an unfinished K-fold run); stacking needs a "
                              "finished K-fold run (harness run --split kfold)")
-        if not np.isfinite(oof).all() or not np.isfinite(test).all():
-            raise ValueError(f"{run_dir}/methods/{m}: oof.npy or test.npy holds inf values")
         oof_cols.append(oof)
-        test_cols.append(test)
-    shapes = {len(t) for t in test_cols}
-    if len(shapes) != 1:
-        raise ValueError(f"{run_dir}: members' test.npy lengths differ: {sorted(shapes)}")
-    if len({len(o) for o in oof_cols}) != 1:
-        raise ValueError(f"{run_dir}: members' oof.npy lengths differ")
-
-    train_table = run_train_table(run_dir, info, train)
-    if len(train_table) != len(oof_cols[0]):
-        raise DataError(f"{run_dir}: {len(train_table):,} training rows but oof.npy has {len(oof_cols[0]):,}")
-    test_set = run_test_set(run_dir, info, data_dir, snv_pairs)
-    if len(test_set) != len(test_cols[0]):
-        raise DataError(f"{run_dir}: test set has {len(test_set):,} sequences but test.npy has {len(test_cols[0]):,}")
+        test_cols.append(load_predictions(run_dir / "methods" / m / "test.npy", len(test_set)))
     y = train_table.y.astype(np.float64)
 
     features = list(members)
@@ -524,7 +523,8 @@ def ensemble_run(run_dir: str | Path, stacker: str | Stacker = "lightgbm", metho
         final_oof, final_test = stacked_oof, stacked_test
 
     boards = score_boards(final_test, test_set)
-    member_boards = {m: _member_boards(run_dir / "methods" / m, t, test_set) for m, t in zip(members, test_cols)}
+    # from the members' test.npy, never their scores.json (a cache that may be stale)
+    member_boards = {m: score_boards(t, test_set) for m, t in zip(members, test_cols)}
     notes = []
     if info.get("snv_source") and not same_snv_source(info["snv_source"], test_set.snv_source):
         notes.append(f"SNV source differs from the run's: run {info['snv_source']!r}, now {test_set.snv_source!r}")
@@ -586,22 +586,6 @@ def _members(run_dir: Path, methods: list[str] | str | None) -> list[str]:
     return members
 
 
-def _member_boards(method_dir: Path, test_pred: np.ndarray, test_set: TestSet) -> dict[str, BoardScore]:
-    """The member's board scores: its ``scores.json`` when scored on this test set, else re-scored."""
-    path = method_dir / "scores.json"
-    if path.is_file():
-        from .runner import load_scores
-
-        try:
-            saved = load_scores(path)
-        except (KeyError, TypeError, ValueError):
-            saved = {}
-        expected = set(BOARDS) if test_set.public_ids is not None else {"full"}
-        if set(saved) == expected and all(same_snv_source(s.snv_source, test_set.snv_source) for s in saved.values()):
-            return saved
-    return score_boards(test_pred, test_set)
-
-
 def _details_key(stacker_name: str) -> str:
     return {"linear": "weights", "mean": "weights", "lightgbm": "feature_importance"}.get(stacker_name, "details")
 
@@ -629,7 +613,7 @@ def result_table(result: EnsembleResult) -> Table:
     def cells(oof: dict[str, float], scores: dict[str, BoardScore]) -> list[str]:
         row = [f"{oof['score']:.4f}"]
         for b in boards:
-            row += [f"{scores[b].pearson_score:.4f}", f"{scores[b].spearman_score:.4f}"]
+            row += [score_text(scores[b].pearson_score, scores[b]), score_text(scores[b].spearman_score, scores[b])]
         return row
 
     label = f"{ENSEMBLE} (= {result.best_member}, fallback)" if result.fallback else f"{ENSEMBLE} ({result.stacker})"
@@ -643,6 +627,9 @@ def result_table(result: EnsembleResult) -> Table:
         table.add_row(name, *cells(result.member_oof[m], result.member_boards[m]),
                       style=None if m == result.best_member else "dim")
     table.caption = "; ".join(result.notes) + f"\nwritten to {result.out_dir}"
+    missing = {c for sc in [result.boards, *result.member_boards.values()] for b in boards for c in sc[b].missing}
+    if missing:
+        table.caption += "\n" + partial_note(missing)
     return table
 
 

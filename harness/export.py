@@ -15,8 +15,6 @@ Every file is written atomically (:mod:`harness.io`).
 from __future__ import annotations
 
 import json
-import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,15 +26,12 @@ from .data.testset import TEST_FILE
 from .cli_errors import friendly_errors
 from .ensemble import read_run_json
 from .io import write_text
+from .scoring.predictions import MAX_SHOWN, first_ids, parse_predictions
 
 #: Test sequences of the challenge, and the public-leaderboard subset.
 N_TEST = 71103
 N_PUBLIC = 9045
 FORMATS = ("json", "tsv")
-_INDEX = re.compile(r"0|[1-9][0-9]*")
-_SEQUENCE = re.compile(r"[ACGTNacgtn]+")
-#: Problems listed in a validation message before "... and N more".
-MAX_SHOWN = 20
 
 
 # --------------------------------------------------------------------------------------------
@@ -51,22 +46,21 @@ def method_test_predictions(run_dir: str | Path, method: str) -> np.ndarray:
 
     Raises:
         FileNotFoundError: no such method (the message lists the run's methods).
-        ValueError: not one finite value per test sequence of the run (``run.json`` ``n_test``).
+        DataError (a ValueError): ``run.json`` records no ``n_test``, or the file is not one finite
+            value per test sequence of the run (read with ``allow_pickle=False``;
+            :func:`harness.runner.load_predictions`, which names the file).
     """
+    from .runner import load_predictions
+
     run_dir = Path(run_dir)
     info = read_run_json(run_dir)
     path = run_dir / "methods" / method / "test.npy"
     if not path.is_file():
         have = sorted(p.parent.name for p in (run_dir / "methods").glob("*/test.npy"))
         raise FileNotFoundError(f"{path}: no test predictions for {method!r}; the run has {', '.join(have) or 'none'}")
-    pred = np.load(path).astype(np.float64)
-    n = int(info.get("n_test", len(pred)))
-    if pred.shape != (n,):
-        raise ValueError(f"{path}: shape {pred.shape}, expected ({n},) for the run's test set")
-    bad = np.flatnonzero(~np.isfinite(pred))
-    if len(bad):
-        raise ValueError(f"{path}: {len(bad)} predictions are NaN or inf (first: test index {bad[0]})")
-    return pred
+    if info.get("n_test") is None:
+        raise DataError(f"{run_dir}/run.json: no n_test recorded, so {path} cannot be checked against the test set")
+    return load_predictions(path, int(info["n_test"]))
 
 
 def submission_json(pred: np.ndarray) -> str:
@@ -171,12 +165,12 @@ class Validation:
 def validate_submission(path: str | Path, test: TestSet | None = None) -> Validation:
     """Check a submission file without scoring it.
 
-    JSON: a single object; keys are canonical decimal test indices in ``0..N-1`` (no sign, no
-    leading zero), no duplicate key, values finite numbers (not strings, booleans, null, NaN or
-    Infinity), and either all ``N`` indices or exactly the 9,045 public-leaderboard ids (checked
-    against ``test.public_ids`` when ``test`` is given). TSV: two tab-separated columns per line,
-    nucleotide sequence and a finite number, ``N`` lines, and, with ``test``, each line's sequence
-    equal to the test sequence at that index. ``N`` is ``len(test)``, else 71,103.
+    The file is read by the scorer's parser (:func:`harness.scoring.parse_predictions`: canonical
+    decimal keys, no duplicate, numbers only; TSV lines ``sequence<TAB>number`` in test order, the
+    order checked when ``test`` is given). On top of its format problems this refuses NaN/inf
+    values and, for JSON, anything but all ``N`` indices or exactly the 9,045 public-leaderboard
+    ids (checked against ``test.public_ids`` when ``test`` is given). ``N`` is ``len(test)``, else
+    71,103.
 
     Returns:
         :class:`Validation` (``ok`` when no problem was found).
@@ -187,132 +181,41 @@ def validate_submission(path: str | Path, test: TestSet | None = None) -> Valida
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Validation(path, "json" if raw.lstrip()[:1] == b"{" else "tsv",
-                          problems=[f"not UTF-8 text (byte {exc.start})"])
-    n = len(test) if test is not None else N_TEST
-    if text.lstrip()[:1] in ("{", "["):
-        return _validate_json(path, text, n, test)
-    return _validate_tsv(path, text, n, test)
-
-
-def _validate_json(path: Path, text: str, n: int, test: TestSet | None) -> Validation:
-    result = Validation(path, "json")
-    try:
-        obj = json.loads(text, object_pairs_hook=lambda pairs: ("object", pairs))
-    except json.JSONDecodeError as exc:
-        result.problems.append(f"line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}")
+    parsed = parse_predictions(path, test)
+    n = len(parsed.values)
+    result = Validation(path, parsed.kind, parsed.lines if parsed.kind == "tsv" else parsed.n_values,
+                        problems=parsed.problems + parsed.nonfinite_problems())
+    if parsed.kind == "tsv":
+        if test is None:
+            result.notes.append("sequence order not checked: give --data DIR or set HARNESS_DATA")
         return result
-    if not (isinstance(obj, tuple) and obj[0] == "object"):
-        result.problems.append('expected one JSON object {"index": prediction, ...}')
-        return result
-    seen: set[int] = set()
-    for key, value in obj[1]:
-        if not _INDEX.fullmatch(key):
-            result.problems.append(f"key {key!r} is not a test index (a decimal integer 0..{n - 1})")
-            continue
-        index = int(key)
-        if index >= n:
-            result.problems.append(f"key {key!r} is out of range 0..{n - 1}")
-            continue
-        if index in seen:
-            result.problems.append(f"duplicate key {key!r}")
-            continue
-        seen.add(index)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            shown = value if not isinstance(value, tuple) else "an object"
-            result.problems.append(f"key {key!r}: value {shown!r} is not a number")
-        elif not math.isfinite(value):
-            result.problems.append(f"key {key!r}: value is {value!r}, not a finite number")
-    result.n_values = len(seen)
+    if parsed.problems and parsed.n_values == 0:
+        return result  # not a JSON object of predictions at all: the count says nothing more
+    given = parsed.n_values
     public = test.public_ids if test is not None else None
-    if len(seen) == n:
+    if given == n:
         return result
-    if len(seen) == N_PUBLIC or (public is not None and len(seen) == len(public)):
+    if given == N_PUBLIC or (public is not None and given == len(public)):
         result.public_only = True
         if public is not None:
-            ids = np.fromiter(seen, dtype=np.int64)
+            ids = np.flatnonzero(parsed.given)
             extra = np.setdiff1d(ids, public)
             missing = np.setdiff1d(public, ids)
             if len(extra) or len(missing):
-                result.problems.append(f"{len(seen):,} keys but not the public-leaderboard ids: "
-                                       f"{len(extra)} keys are not public ids ({_first(extra)}), "
-                                       f"{len(missing)} public ids are missing ({_first(missing)})")
+                result.problems.append(f"{given:,} keys but not the public-leaderboard ids: "
+                                       f"{len(extra)} keys are not public ids ({first_ids(extra)}), "
+                                       f"{len(missing)} public ids are missing ({first_ids(missing)})")
             else:
                 result.notes.append("public-leaderboard submission: the 9,045 public ids only; it can be scored "
                                     "on the public board only")
         else:
-            result.notes.append(f"{len(seen):,} keys: a public-leaderboard submission if these are the public ids "
+            result.notes.append(f"{given:,} keys: a public-leaderboard submission if these are the public ids "
                                 "(not checked: give --data DIR or set HARNESS_DATA)")
         return result
-    missing = np.setdiff1d(np.arange(n), np.fromiter(seen, dtype=np.int64))
-    result.problems.append(f"{len(seen):,} distinct test indices; a submission needs all {n:,} (0..{n - 1}) or exactly "
-                           f"the {N_PUBLIC:,} public-leaderboard ids; missing indices: {_first(missing)}")
+    missing = np.flatnonzero(~parsed.given)
+    result.problems.append(f"{given:,} distinct test indices; a submission needs all {n:,} (0..{n - 1}) or exactly "
+                           f"the {N_PUBLIC:,} public-leaderboard ids; missing indices: {first_ids(missing)}")
     return result
-
-
-def _validate_tsv(path: Path, text: str, n: int, test: TestSet | None) -> Validation:
-    result = Validation(path, "tsv")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    sequences: list[str | None] = []
-    for number, line in enumerate(lines, 1):
-        line = line[:-1] if line.endswith("\r") else line
-        fields = line.split("\t")
-        if line == "":
-            result.problems.append(f"line {number}: empty line")
-            sequences.append(None)
-            continue
-        if len(fields) != 2:
-            result.problems.append(f"line {number}: expected 2 tab-separated columns (sequence, prediction), "
-                                   f"found {len(fields)}")
-            sequences.append(None)
-            continue
-        seq, value = fields
-        if not _SEQUENCE.fullmatch(seq):
-            result.problems.append(f"line {number}: sequence {seq[:20]!r}{'...' if len(seq) > 20 else ''} is not "
-                                   "a nucleotide sequence (A, C, G, T, N)")
-        try:
-            number_value = float(value)
-        except ValueError:
-            hint = " (no header line is expected)" if number == 1 else ""
-            result.problems.append(f"line {number}: prediction {value!r} is not a number{hint}")
-        else:
-            if not math.isfinite(number_value):
-                result.problems.append(f"line {number}: prediction {value!r} is not a finite number")
-        sequences.append(seq.upper())
-    result.n_values = len(lines)
-    if len(lines) != n:
-        result.problems.append(f"{len(lines):,} lines; expected one per test sequence ({n:,}) in test order")
-    if test is None:
-        result.notes.append("sequence order not checked: give --data DIR or set HARNESS_DATA")
-        return result
-    expected = test.table.sequences()
-    where = {}
-    for i, s in enumerate(expected):
-        where.setdefault(s, i)
-    wrong = 0
-    for i, (got, want) in enumerate(zip(sequences, expected)):
-        if got is None or got == want:
-            continue
-        wrong += 1
-        if wrong <= 5:
-            j = where.get(got)
-            place = (f"it is test sequence {j}: rows are out of test order" if j is not None
-                     else "it is not a test sequence")
-            result.problems.append(f"line {i + 1}: sequence differs from test sequence {i} ({place})")
-    if wrong > 5:
-        result.problems.append(f"... {wrong - 5} more lines whose sequence differs from the test sequence at that index")
-    return result
-
-
-def _first(values: np.ndarray, k: int = 5) -> str:
-    shown = ", ".join(str(int(v)) for v in values[:k])
-    return shown + (f", ... ({len(values) - k} more)" if len(values) > k else "")
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,11 +3,16 @@ published challenge entries, as a terminal table, Markdown, CSV or one self-cont
 
 Rows are ranked as the challenge ranked (Rafi et al. 2024): by the mean of each entry's ranks on the
 Pearson score (Σ wᵢ·rᵢ² / 4.65) and on the Spearman score (Σ wᵢ·ρᵢ / 4.65) of the chosen board
-(:func:`harness.report.rank_methods`). Scores come from each method's ``scores.json`` (written by
-``harness run`` / ``harness ensemble``), or from its ``test.npy`` scored with the run's test set when
-``scores.json`` is missing. Published entries (``--reference``) are prediction files scored by the
-same scorer (:mod:`harness.scoring`) on the first run's test set; files holding only the 9,045
-public-leaderboard ids appear on the public board only and are listed as absent elsewhere.
+(:func:`harness.report.rank_methods`). Every score is computed here from the method's ``test.npy``
+(read with ``allow_pickle=False``, checked for shape and finite values by
+:func:`harness.runner.load_predictions`) with the run's test set (71k rows: well under a second per
+board): ``scores.json`` is an informative cache that could be stale or edited, so it is never the
+source of a reported score (a method with ``scores.json`` but no ``test.npy`` is left out, with a
+note). A partial board score (a category that cannot be scored) is marked ``*`` in every format and
+explained in the notes (:func:`harness.report.score_text`). Published entries (``--reference``) are
+prediction files scored by the same scorer (:mod:`harness.scoring`) on the first run's test set;
+files holding only the 9,045 public-leaderboard ids appear on the public board only and are listed
+as absent elsewhere.
 
 The HTML report embeds its plots as base64 PNG (matplotlib, Agg canvas; no pyplot state, no
 external file or network resource): per-category Pearson r / Spearman ρ bars for each entry,
@@ -35,7 +40,7 @@ from .data import DataError, TestSet, load_test_set, resolve_data_dir
 from .cli_errors import friendly_errors
 from .ensemble import ENSEMBLE, read_run_json, run_methods, run_test_set, same_snv_source, snv_pairs_of
 from .io import read_json, write_text
-from .report import rank_methods
+from .report import partial_note, rank_methods, score_text
 from .scoring import BOARDS, WEIGHTS, BoardScore, read_predictions, score
 from .scoring.scorer import board_members
 
@@ -55,7 +60,7 @@ class Entry:
         source: the run directory's name, or ``"published"`` for an external entry.
         external: True for a published challenge entry (``--reference``).
         boards: board -> :class:`BoardScore` for every board the entry covers.
-        pred_path: ``test.npy`` or the prediction file (None when only ``scores.json`` exists).
+        pred_path: the run's ``test.npy`` or the published prediction file.
         run_dir: the run directory (None for an external entry).
         note: e.g. the ensemble's fallback decision, or ``"public-leaderboard ids only"``.
     """
@@ -73,10 +78,12 @@ class Entry:
 
     def predictions(self, test: TestSet | None) -> np.ndarray | None:
         """``(N_test,) float64`` test predictions (NaN where a public-only file has none), or None."""
-        if self._pred is None and self.pred_path is not None:
+        if self._pred is None and self.pred_path is not None and test is not None:
             if self.pred_path.suffix == ".npy":
-                self._pred = np.load(self.pred_path).astype(np.float64)
-            elif test is not None:
+                from .runner import load_predictions
+
+                self._pred = load_predictions(self.pred_path, len(test))
+            else:
                 self._pred = read_predictions(self.pred_path, test)
         return self._pred
 
@@ -118,16 +125,19 @@ class Leaderboard:
 # --------------------------------------------------------------------------------------------
 
 class _TestSets:
-    """Loads each run's test set once (keyed by data directory and SNV-pair file)."""
+    """Loads each run's test set once (keyed by data directory and SNV-pair file); ``data`` and
+    ``snv_pairs``, when given, replace the paths a run recorded (a run made on another machine)."""
 
     def __init__(self, data: Path | None = None, snv_pairs: Path | None = None) -> None:
         self.cache: dict[tuple, TestSet] = {}
         self.data, self.snv_pairs = data, snv_pairs
 
     def for_run(self, run_dir: Path, info: dict) -> TestSet:
-        key = (str(info.get("data_dir")), str(snv_pairs_of(info)))
+        data = self.data if self.data is not None else info.get("data_dir")
+        pairs = self.snv_pairs if self.snv_pairs is not None else snv_pairs_of(info)
+        key = (str(data), str(pairs))
         if key not in self.cache:
-            self.cache[key] = run_test_set(run_dir, info)
+            self.cache[key] = run_test_set(run_dir, info, self.data, self.snv_pairs)
         return self.cache[key]
 
     def for_data(self) -> TestSet:
@@ -138,7 +148,8 @@ class _TestSets:
 
 
 def collect(run_dirs: list[Path], reference: str | Path | None = None, data: Path | None = None,
-            snv_pairs: Path | None = None, need_test: bool = False) -> tuple[list[Entry], TestSet | None, list[str]]:
+            snv_pairs: Path | None = None, need_test: bool = False,
+            boards: list[str] | None = None) -> tuple[list[Entry], TestSet | None, list[str]]:
     """Entries of every method of every run, plus the published entries when ``reference`` is given.
 
     Args:
@@ -146,17 +157,24 @@ def collect(run_dirs: list[Path], reference: str | Path | None = None, data: Pat
         reference: None (no published entries), ``""`` (the default ``<data dir>/reference_predictions``
             of the first run, or of ``data``), or a directory of prediction files (challenge JSON or
             ``sequence<TAB>prediction``).
-        data, snv_pairs: the test set when no run directory is given.
-        need_test: load the primary test set even when every entry has ``scores.json`` (HTML plots).
+        data, snv_pairs: the test set when no run directory is given; else they replace the data
+            directory and SNV-pair file the runs recorded (runs made on another machine).
+        need_test: load the test set of ``data`` when no run directory is given (HTML plots).
+        boards: the boards to score the run entries on (default every board of their test set;
+            a leaderboard of one board scores that board only).
 
     Returns:
-        ``(entries, primary test set or None, notes)``.
+        ``(entries, primary test set or None, notes)``; the primary test set is the first run's
+        (always loaded: every run entry is scored from its ``test.npy``).
 
     Raises:
         FileNotFoundError: a run directory without ``run.json``; DataError: unreadable prediction
-            files or data; ValueError: published entries requested for a simulated run, or nothing
-            to show.
+            files or data, or a ``test.npy`` that is pickled, of the wrong shape or not finite (the
+            file is named; never scored in part); ValueError: published entries requested for a
+            simulated run, or nothing to show.
     """
+    from .runner import load_predictions
+
     sets = _TestSets(data, snv_pairs)
     entries: list[Entry] = []
     notes: list[str] = []
@@ -164,32 +182,20 @@ def collect(run_dirs: list[Path], reference: str | Path | None = None, data: Pat
     primary_info: dict | None = None
     for run_dir in run_dirs:
         info = read_run_json(run_dir)
+        test = sets.for_run(run_dir, info)
         if primary_info is None:
-            primary_info = info
-            if need_test or reference is not None:
-                primary = sets.for_run(run_dir, info)
+            primary_info, primary = info, test
         for method in run_methods(run_dir):
             mdir = run_dir / "methods" / method
-            scores_path, test_path = mdir / "scores.json", mdir / "test.npy"
-            note = ""
-            if scores_path.is_file():
-                from .runner import load_scores
-
-                boards = load_scores(scores_path)
-                raw = read_json(scores_path)
-                if raw.get("fallback"):
-                    note = f"fallback to {raw.get('used')}: its stacker was worse on the OOF score"
-                elif method == ENSEMBLE and raw.get("stacker"):
-                    note = f"{raw['stacker']} stacker"
-            elif test_path.is_file():
-                test = sets.for_run(run_dir, info)
-                pred = np.load(test_path).astype(np.float64)
-                boards = {b: score(pred, test, b) for b in _boards_of(test)}
-            else:
-                notes.append(f"{run_dir}/methods/{method}: no scores.json or test.npy (unfinished), left out")
+            test_path = mdir / "test.npy"
+            if not test_path.exists() and not test_path.is_symlink():
+                why = " (its scores.json alone is not trusted)" if (mdir / "scores.json").exists() else " (unfinished)"
+                notes.append(f"{mdir}: no test.npy{why}, left out")
                 continue
-            entries.append(Entry(method, method, run_dir.name, False, boards, test_path if test_path.is_file() else None,
-                                 run_dir, note, bool(info.get("simulated"))))
+            pred = load_predictions(test_path, len(test))
+            scored = {b: score(pred, test, b) for b in _boards_of(test) if boards is None or b in boards}
+            entries.append(Entry(method, method, run_dir.name, False, scored, test_path, run_dir,
+                                 _scores_note(mdir / "scores.json", method), bool(info.get("simulated")), _pred=pred))
     if primary_info is None and (reference is not None or need_test):
         if data is None:
             raise ValueError("no run directory given: pass --data DIR (or set HARNESS_DATA) for the test set")
@@ -219,6 +225,22 @@ def collect(run_dirs: list[Path], reference: str | Path | None = None, data: Pat
         raise ValueError("nothing to show: no finished methods in the run directories and no --reference")
     _resolve_names(entries)
     return entries, primary, notes
+
+
+def _scores_note(path: Path, method: str) -> str:
+    """The ensemble's decision recorded in its ``scores.json`` (a note only, never a score); ``""``
+    when there is none or the file is unreadable."""
+    try:
+        raw = read_json(path) if path.is_file() else {}
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(raw, dict):
+        return ""
+    if raw.get("fallback"):
+        return f"fallback to {raw.get('used')}: its stacker was worse on the OOF score"
+    if method == ENSEMBLE and raw.get("stacker"):
+        return f"{raw['stacker']} stacker"
+    return ""
 
 
 def _boards_of(test: TestSet) -> list[str]:
@@ -256,9 +278,9 @@ def build(entries: list[Entry], board: str, notes: list[str] | None = None, test
             sources.append(r.score.snv_source)
     if sources:
         out_notes.append("SNV pairs: " + "; ".join(sources))
-    missing = sorted({c for r in rows if r.score is not None for c in r.score.missing})
+    missing = {c for r in rows if r.score is not None for c in r.score.missing}
     if missing:
-        out_notes.append(f"no members on this board: {', '.join(missing)} (count 0 in the scores)")
+        out_notes.append(partial_note(missing))
     for r in rows:
         if r.rank is None:
             have = ", ".join(sorted(r.entry.boards))
@@ -308,7 +330,7 @@ def render_table(lb: Leaderboard, title: str = "Leaderboard", categories: bool =
     for row in lb.rows:
         s = row.score
         cells = [str(row.rank) if row.rank else "—", _label(row.entry), row.entry.source,
-                 f"{s.pearson_score:.4f}" if s else "absent", f"{s.spearman_score:.4f}" if s else "absent"]
+                 score_text(s.pearson_score, s) if s else "absent", score_text(s.spearman_score, s) if s else "absent"]
         if categories:
             cells += [_pair(s, c, ns[c] is None, "\n") for c in WEIGHTS]
         table.add_row(*cells, style=None if s else "dim")
@@ -340,7 +362,7 @@ def render_markdown(lb: Leaderboard, title: str = "Leaderboard") -> str:
     for row in lb.rows:
         s = row.score
         cells = [str(row.rank) if row.rank else "—", _md(_label(row.entry)), _md(row.entry.source),
-                 f"{s.pearson_score:.4f}" if s else "absent", f"{s.spearman_score:.4f}" if s else "absent"]
+                 score_text(s.pearson_score, s) if s else "absent", score_text(s.spearman_score, s) if s else "absent"]
         cells += [_pair(s, c, ns[c] is None) for c in WEIGHTS]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [""] + [f"- {_md(n)}" for n in lb.notes] + [""]
@@ -353,13 +375,15 @@ def _md(text: str) -> str:
 
 def render_csv(lb: Leaderboard) -> str:
     """CSV, one row per entry: rank (empty when absent), method, source, external, board, status,
-    pearson_score, spearman_score, then ``<category>_n``, ``_pearson``, ``_spearman`` per category."""
+    pearson_score, spearman_score, then ``<category>_n``, ``_pearson``, ``_spearman`` per category,
+    then snv_source, partial (1 when a weighted category is missing from the scores) and missing
+    (those categories, ``;``-separated)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     header = ["rank", "method", "source", "external", "board", "status", "pearson_score", "spearman_score"]
     for cat in WEIGHTS:
         header += [f"{cat}_n", f"{cat}_pearson", f"{cat}_spearman"]
-    writer.writerow(header + ["snv_source"])
+    writer.writerow(header + ["snv_source", "partial", "missing"])
     for row in lb.rows:
         s = row.score
         cells = [row.rank or "", row.entry.name, row.entry.source, int(row.entry.external), lb.board,
@@ -367,7 +391,7 @@ def render_csv(lb: Leaderboard) -> str:
         for cat in WEIGHTS:
             c = s.categories.get(cat) if s else None
             cells += [c.n, f"{c.pearson:.6f}", f"{c.spearman:.6f}"] if c else ["", "", ""]
-        writer.writerow(cells + [s.snv_source if s else ""])
+        writer.writerow(cells + ([s.snv_source, int(s.partial), ";".join(s.missing)] if s else ["", "", ""]))
     return buf.getvalue()
 
 
@@ -397,7 +421,8 @@ def render_html(lb: Leaderboard, title: str = "Leaderboard", max_bars: int = 12)
         cells = [str(row.rank) if row.rank else "—"]
         out = [f"<tr class=\"{cls}\">" if cls else "<tr>", f"<td>{cells[0]}</td>",
                f"<td class=\"name\">{esc(_label(e))}</td><td class=\"src\">{esc(e.source)}</td>",
-               f"<td>{s.pearson_score:.4f}</td><td>{s.spearman_score:.4f}</td>" if s else "<td>absent</td><td>absent</td>"]
+               f"<td>{score_text(s.pearson_score, s)}</td><td>{score_text(s.spearman_score, s)}</td>" if s
+               else "<td>absent</td><td>absent</td>"]
         for cat in WEIGHTS:
             c = s.categories.get(cat) if s else None
             n = f" title=\"n={c.n:,}\"" if c else ""
@@ -518,7 +543,7 @@ def make_leaderboard(run_dirs: list[Path], board: str = "private", fmt: str = "t
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     if board not in BOARDS:
         raise ValueError(f"unknown board {board!r}; choose from {', '.join(BOARDS)}")
-    entries, test, notes = collect(run_dirs, reference, data, snv_pairs, need_test=fmt == "html")
+    entries, test, notes = collect(run_dirs, reference, data, snv_pairs, need_test=fmt == "html", boards=[board])
     lb = build(entries, board, notes, test)
     if not lb.ranked:
         raise ValueError(f"no entry has scores on the {board} board")
@@ -541,9 +566,10 @@ def make_leaderboard(run_dirs: list[Path], board: str = "private", fmt: str = "t
               help="Add the published challenge entries (default DIR: <data dir>/reference_predictions). "
                    "Put it after the run directories, or write --reference=DIR.")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Data directory when no run directory is given (default: $HARNESS_DATA).")
+              help="Data directory: the test set when no run directory is given (default: $HARNESS_DATA), "
+                   "else the one to re-score the runs with instead of the path in their run.json.")
 @click.option("--snv-pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="SNV pair CSV used with --data when the official one is absent.")
+              help="SNV pair CSV used with --data when the official one is absent (replaces the runs' too).")
 @click.option("--title", default="Leaderboard", show_default=True)
 @friendly_errors
 def leaderboard_cmd(run_dirs, board, fmt, out, reference, data, snv_pairs, title):
@@ -553,7 +579,8 @@ def leaderboard_cmd(run_dirs, board, fmt, out, reference, data, snv_pairs, title
     if reference and (Path(reference) / "run.json").is_file():
         run_dirs.append(Path(reference))  # `--reference RUN_DIR` took the run directory as its value
         reference = ""
-    data = resolve_data_dir(str(data) if data else None)
+    if not run_dirs:  # $HARNESS_DATA stands in for --data only without runs: a run knows its own test set
+        data = resolve_data_dir(str(data) if data else None)
     if not run_dirs and reference is None:
         raise click.UsageError("give at least one RUN_DIR, or --reference with --data")
     result = make_leaderboard(run_dirs, board, fmt, reference, data, snv_pairs, title)

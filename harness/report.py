@@ -1,4 +1,9 @@
-"""Rich tables for scores and leaderboards (terminal output of ``harness score`` and ``harness run``)."""
+"""Rich tables for scores and leaderboards (terminal output of ``harness score`` and ``harness run``).
+
+A partial board score (a weighted category could not be scored, e.g. the SNVs without a pair file:
+:attr:`harness.scoring.BoardScore.partial`) is never shown as a whole one: its number carries a
+``*`` and the caption says which categories are missing (:func:`score_text`, :func:`partial_note`).
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,30 @@ from rich.table import Table
 from .scoring import WEIGHTS, BoardScore
 
 
+def score_text(value: float, score: BoardScore, digits: int = 4) -> str:
+    """``value`` (one of ``score``'s two scores) with ``digits`` decimals, ``*`` appended when the
+    board score is partial."""
+    return f"{value:.{digits}f}" + ("*" if score.missing else "")
+
+
+def partial_note(missing: list[str] | set[str]) -> str:
+    """The caption line for scores marked ``*`` (``""`` when nothing is missing)."""
+    if not missing:
+        return ""
+    return (f"* partial score: {', '.join(sorted(missing))} cannot be scored on this board and count 0 in the "
+            "sums (still divided by 4.65): lower than, and not comparable with, the challenge's score")
+
+
 def board_table(result: BoardScore, title: str = "") -> Table:
-    """Per-category table (n, Pearson r, r², Spearman ρ, weight) with the two scores as the footer."""
+    """Per-category table (n, Pearson r, r², Spearman ρ, weight) with the two scores as the footer
+    (marked ``*`` when partial)."""
     table = Table(title=title or f"{result.board} board", box=box.SIMPLE_HEAVY, show_footer=True)
     table.add_column("category", footer="score")
     table.add_column("n", justify="right")
     table.add_column("weight", justify="right")
     table.add_column("Pearson r", justify="right")
-    table.add_column("r²", justify="right", footer=f"{result.pearson_score:.4f}")
-    table.add_column("Spearman ρ", justify="right", footer=f"{result.spearman_score:.4f}")
+    table.add_column("r²", justify="right", footer=score_text(result.pearson_score, result))
+    table.add_column("Spearman ρ", justify="right", footer=score_text(result.spearman_score, result))
     for cat, w in WEIGHTS.items():
         s = result.categories.get(cat)
         if s is None:
@@ -26,7 +46,7 @@ def board_table(result: BoardScore, title: str = "") -> Table:
             table.add_row(cat, f"{s.n:,}", f"{w:g}", f"{s.pearson:.4f}", f"{s.pearson ** 2:.4f}", f"{s.spearman:.4f}")
     table.caption = f"SNV pairs: {result.snv_source}"
     if result.missing:
-        table.caption += f"; no members on this board: {', '.join(result.missing)} (count 0 in the scores)"
+        table.caption += "\n" + partial_note(result.missing)
     return table
 
 
@@ -50,6 +70,7 @@ def leaderboard_table(rows: dict[str, dict[str, BoardScore]], boards: list[str],
     """Methods × boards table of both scores, ranked on ``rank_board`` by mean rank.
 
     ``rows``: method -> board -> :class:`BoardScore`; ``extra``: method -> column -> text (e.g. OOF r).
+    Partial scores are marked ``*`` and explained in the caption.
     """
     ranked = rank_methods({m: {"pearson_score": b[rank_board].pearson_score,
                                "spearman_score": b[rank_board].spearman_score} for m, b in rows.items()})
@@ -66,8 +87,11 @@ def leaderboard_table(rows: dict[str, dict[str, BoardScore]], boards: list[str],
         cells = [str(i), method]
         for board in boards:
             s = rows[method].get(board)
-            cells += [f"{s.pearson_score:.4f}", f"{s.spearman_score:.4f}"] if s else ["—", "—"]
+            cells += [score_text(s.pearson_score, s), score_text(s.spearman_score, s)] if s else ["—", "—"]
         cells += [(extra or {}).get(method, {}).get(c, "") for c in extra_cols]
         table.add_row(*cells)
     table.caption = f"ranked by mean rank of the two {rank_board}-board scores"
+    missing = {c for b in rows.values() for board in boards if board in b for c in b[board].missing}
+    if missing:
+        table.caption += "\n" + partial_note(missing)
     return table

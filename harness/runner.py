@@ -5,7 +5,8 @@ Run directory layout (every file written atomically; a finished job whose files 
     run.json                      the run's settings and software versions ("format": "dream-harness run")
     run.lock                      held (flock, with the PID) while a process runs here: one at a time
     split.json, split.npy         the fold manifest shared by every method
-    methods/<name>/config.json    the resolved profile
+    methods/<name>/config.json    the resolved profile: {"recipe": ..., "runtime": ...} (a resume
+                                  compares the recipe only; harness.method.MethodConfig.RUNTIME_FIELDS)
     methods/<name>/fold<k>/model/ the fitted method (Method.save)
     methods/<name>/fold<k>/oof.npy, test.npy, done.json  (done.json: timings, held-out r and
                                   "files": the XXH3-128 manifest of oof.npy, test.npy and model/)
@@ -17,7 +18,8 @@ Run directory layout (every file written atomically; a finished job whose files 
     leaderboard.json
 
 Each (method, fold) is one self-contained job (:class:`FoldJob`, :func:`run_fold`), dispatched by
-:func:`harness.backend.dispatch` (``--backend local|dask|ray``, ``--jobs N``): it carries paths and
+:func:`harness.backend.dispatch` (``--backend local|dask|ray``, ``--jobs N``; a GPU job, :func:`job_gpus`,
+runs alone on its own ``--gpus-per-job`` GPUs, a CPU job beside them): it carries paths and
 the small config, never the data, so it can run in another process or on another machine that
 shares the run directory. It memory-maps the training table through the cache
 (:func:`harness.data.cache.load_training`), checks it against ``split.json``, reads ``split.npy``,
@@ -59,7 +61,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from . import __version__, registry
-from .backend import JobError, Outcome, check_available, dispatch, in_process, joins_cluster
+from .backend import JobError, Outcome, check_available, dispatch, gpu_slots, in_process, joins_cluster, visible_gpus
 from .data import DataError, SeqTable, TestSet, load_test_set, read_table
 from .data.testset import TEST_FILE, TRAIN_FILE
 from .data.readers import BadRows
@@ -67,7 +69,7 @@ from .data.cache import load_training
 from .integrity import IntegrityError, verify
 from .integrity import manifest as file_manifest
 from .io import DirLock, UnsafePath, find_links, read_json, refuse_links, write_json, write_npy
-from .method import Method, MethodConfig
+from .method import Method, MethodConfig, config_changes, config_parts
 from .report import leaderboard_table
 from .scoring import BoardScore, score_boards
 from .scoring.scorer import pearson, spearman
@@ -87,6 +89,8 @@ class RunSpec:
     device: str = "auto"
     out: Path | None = None
     skip_bad_rows: bool = False
+    #: the user's profile directory (``--config-dir`` / ``$HARNESS_CONFIG``): ``<dir>/<method>.toml``
+    #: tables layered over the profiles the method's package ships (:func:`harness.registry.load_profile`)
     config_dir: Path | None = None
     #: where the (method, fold) jobs run: ``local``, ``dask`` or ``ray`` (:mod:`harness.backend`)
     backend: str = "local"
@@ -95,6 +99,8 @@ class RunSpec:
     jobs: int | None = None
     #: address of a running Dask scheduler (``--backend dask``); default ``$DASK_SCHEDULER_ADDRESS``
     scheduler: str | None = None
+    #: GPUs each GPU job gets (``--gpus-per-job``; placement in :mod:`harness.backend`)
+    gpus_per_job: int = 1
 
 
 @dataclass
@@ -118,6 +124,8 @@ class FoldJob:
     skip_bad_rows: bool
     data_dir: str
     train_fingerprint: str
+    #: GPUs the job asks for (:func:`job_gpus`): ``--gpus-per-job`` for a GPU job, 0 for a CPU job
+    gpus: int = 0
 
     def __str__(self) -> str:
         return f"{self.method} fold {self.fold + 1}/{self.n_folds}"
@@ -266,11 +274,38 @@ class RunDirError(ValueError):
     """``--out`` cannot be used as a run directory (a file, unwritable, or someone else's directory)."""
 
 
+#: Frameworks whose methods use an accelerator when one is there (a method may say otherwise
+#: with a ``uses_accelerator`` class attribute).
+ACCELERATOR_FRAMEWORKS = frozenset({"pytorch", "tensorflow", "jax"})
+#: ``--device`` values under which a method that uses an accelerator gets GPUs placed for it.
+GPU_DEVICES = frozenset({"auto", "cuda", "gpu"})
+
+
+def uses_accelerator(cls: type[Method]) -> bool:
+    """Whether ``cls`` trains on an accelerator when one is there: its ``uses_accelerator`` class
+    attribute when it has one, else whether its ``framework`` is one of
+    :data:`ACCELERATOR_FRAMEWORKS` (the team networks: yes; the k-mer baselines, ``sklearn`` and
+    ``lightgbm``: no)."""
+    declared = getattr(cls, "uses_accelerator", None)
+    return bool(declared) if declared is not None else cls.framework in ACCELERATOR_FRAMEWORKS
+
+
+def job_gpus(cls: type[Method], device: str, gpus_per_job: int) -> int:
+    """The GPUs a job of ``cls`` asks for under ``--device device``: ``gpus_per_job`` for a method
+    that :func:`uses_accelerator` under ``auto``/``cuda``/``gpu``, else 0 (a CPU job; ``tpu``,
+    ``mps`` and ``cpu`` are not placed on GPUs). Where the backend has no GPU, :func:`harness.backend.dispatch`
+    runs the jobs of ``auto`` on CPUs."""
+    return gpus_per_job if uses_accelerator(cls) and str(device).lower() in GPU_DEVICES else 0
+
+
 def check_arguments(spec: RunSpec) -> None:
-    """Refuse, before anything is read or written, a seed or job count that cannot work, and a
+    """Refuse, before anything is read or written, a seed or job count that cannot work, a
     ``--device`` that this machine lacks (checked with :func:`harness.torch_train.select_device`
     for devices other than ``auto``/``cpu``, when the jobs run on this machine; a given Dask or
-    Ray cluster's workers may have devices this driver has not).
+    Ray cluster's workers may have devices this driver has not), and a ``--gpus-per-job`` that
+    cannot be placed: more than 1 without a GPU device (``auto``/``cuda``), or more than the GPUs
+    of this machine (:func:`harness.backend.visible_gpus`) when the jobs run on it. ``cuda:<i>``
+    is refused with several jobs: the harness places the jobs on GPUs itself.
 
     Raises:
         ValueError: the argument, its value and the problem.
@@ -289,6 +324,16 @@ def check_arguments(spec: RunSpec) -> None:
         except (RuntimeError, ValueError) as exc:
             raise ValueError(f"--device {spec.device}: {exc}; use --device auto (the best device here) "
                              "or cpu") from exc
+    k, device = spec.gpus_per_job, str(spec.device).lower()
+    if k < 1:
+        raise ValueError(f"--gpus-per-job {k}: must be at least 1")
+    if k > 1 and device not in GPU_DEVICES:
+        raise ValueError(f"--gpus-per-job {k}: GPUs are placed for --device auto or cuda, not {spec.device}")
+    if device.startswith(("cuda:", "gpu:")) and not in_process(spec.backend, spec.jobs):
+        raise ValueError(f"--device {spec.device}: names one GPU for every job, but with --jobs or --backend "
+                         f"{spec.backend} the harness places each job on its own GPU(s): use --device cuda")
+    if k > 1 and not joins_cluster(spec.backend, spec.scheduler):
+        gpu_slots(visible_gpus(), k)  # ValueError: more GPUs per job than this machine has
 
 
 def check_split_fits(split: SplitSpec, n_rows: int, train_path: Path) -> None:
@@ -373,29 +418,69 @@ def _check_ours(out: Path) -> bool:
 
 
 def _check_config(method_dir: Path, name: str, profile) -> None:
-    """Refuse a run directory where ``name`` ran with another configuration (nothing is written).
+    """Refuse a run directory where ``name`` ran with another recipe (nothing is written).
+
+    Only the recipe is compared (:func:`harness.method.config_parts`); runtime fields
+    (``RUNTIME_FIELDS``: prediction batch, compile, time budget, threads, display) may change
+    between a run and its resume. A ``config.json`` of the earlier flat format (``"config"``: every
+    field) is split by the method's current ``RUNTIME_FIELDS`` and compared the same way.
 
     Raises:
-        ValueError: ``config.json`` differs (or is not a JSON object with a ``config``).
+        ValueError: the recipe differs (the message names the fields), or ``config.json`` is not a
+            JSON object with a ``recipe`` (or ``config``) object.
     """
     config_path = method_dir / "config.json"
     if config_path.is_file():
         saved = read_json(config_path, dict)
-        if saved.get("config") != dataclasses.asdict(profile.config):
-            raise ValueError(f"{config_path}: {name} was run here with another configuration "
-                             f"(profile {saved.get('profile')!r}); use another --out or remove {method_dir}")
+        saved_recipe, _ = _saved_parts(saved, config_path, type(profile.config))
+        recipe, _ = config_parts(profile.config)
+        if saved_recipe != recipe:
+            changed = config_changes(saved_recipe, recipe)
+            detail = ", ".join(changed[:6]) + (", ..." if len(changed) > 6 else "")
+            raise ValueError(f"{config_path}: {name} was run here with another configuration (profile "
+                             f"{saved.get('profile')!r}; recipe: {detail}); use another --out or remove {method_dir}")
+
+
+def _saved_parts(saved: dict, config_path: Path, config_cls: type[MethodConfig]) -> tuple[dict, dict]:
+    """``(recipe, runtime)`` stored in ``saved``, the object read from ``config_path`` (either format).
+
+    Raises:
+        ValueError: neither a ``recipe`` nor a ``config`` object in it.
+    """
+    if isinstance(saved.get("recipe"), dict):
+        runtime = saved.get("runtime")
+        return saved["recipe"], runtime if isinstance(runtime, dict) else {}
+    if isinstance(saved.get("config"), dict):  # flat format of earlier versions
+        fields = saved["config"]
+        return ({k: v for k, v in fields.items() if k not in config_cls.RUNTIME_FIELDS},
+                {k: v for k, v in fields.items() if k in config_cls.RUNTIME_FIELDS})
+    raise ValueError(f"{config_path}: not a config.json written by the harness (no 'recipe' object)")
 
 
 def _method_jobs(name: str, cls: type[Method], profile, spec: RunSpec, out: Path, train_path: Path, data_dir: Path,
                  train_fingerprint: str, console: Console) -> list[FoldJob]:
-    """Write the method's ``config.json`` (checked by :func:`_check_config`) when new; the jobs of its
-    folds that are not done, or whose files fail verification (redone, with a console line naming
-    the file and the problem)."""
+    """Write the method's ``config.json`` (``{"recipe": ..., "runtime": ...}``, checked by
+    :func:`_check_config`) when new, or when the runtime fields changed since (console note; the
+    earlier runtime values are kept under ``previous_runtime``); the jobs of its folds that are not
+    done, or whose files fail verification (redone, with a console line naming the file and the
+    problem). Folds done earlier keep the models they were fitted with."""
     method_dir = out / "methods" / name
     config_path = method_dir / "config.json"
+    recipe, runtime = config_parts(profile.config)
+    record = {"method": name, "profile": spec.profile, "source": profile.source, "recipe": recipe, "runtime": runtime}
     if not config_path.is_file():
-        write_json(config_path, {"method": name, "profile": spec.profile, "source": profile.source,
-                                 "config": dataclasses.asdict(profile.config)})
+        write_json(config_path, record)
+    else:
+        saved = read_json(config_path, dict)
+        _, saved_runtime = _saved_parts(saved, config_path, cls.Config)
+        if saved_runtime != runtime or "recipe" not in saved:
+            changed = config_changes(saved_runtime, runtime)
+            if changed:
+                console.print(escape(f"{name}: runtime settings changed since this run started ({', '.join(changed)}); "
+                                     "the recipe is the same, so the run resumes; folds not yet done use the new "
+                                     "values"))
+            previous = saved.get("previous_runtime") if isinstance(saved.get("previous_runtime"), list) else []
+            write_json(config_path, {**record, "previous_runtime": previous + ([saved_runtime] if changed else [])})
 
     n_folds = spec.split.n_folds
     jobs = []
@@ -410,7 +495,7 @@ def _method_jobs(name: str, cls: type[Method], profile, spec: RunSpec, out: Path
             (fold_dir / "done.json").unlink()  # the fold is not done; a crash before its redo is finished keeps it so
         jobs.append(FoldJob(name, cls, profile.config, f"{spec.profile} ({profile.source})", k, n_folds,
                             spec.split.seed + k, spec.device, str(out), str(train_path), spec.skip_bad_rows,
-                            str(data_dir), train_fingerprint))
+                            str(data_dir), train_fingerprint, job_gpus(cls, spec.device, spec.gpus_per_job)))
     return jobs
 
 
@@ -517,12 +602,14 @@ def _run_jobs(jobs: list[FoldJob], spec: RunSpec, console: Console) -> None:
         elif r.get("skipped"):
             console.print(f"[dim]{outcome.item}: done meanwhile, skipped")
         else:
-            where = "" if in_process(spec.backend, spec.jobs) else f" [dim]({outcome.item}, {r['host']} pid {r['pid']})"
+            gpus = f", GPU {r['cuda_visible_devices']}" if outcome.item.gpus and r.get("cuda_visible_devices") else ""
+            where = "" if in_process(spec.backend, spec.jobs) else f" [dim]({outcome.item}, {r['host']} pid {r['pid']}{gpus})"
             console.print(f"  fit {r['fit_seconds']:.1f} s, predict {r['predict_seconds']:.1f} s, "
                           + (f"held-out r = {r['oof_pearson']:.4f}" if r["oof_pearson"] is not None
                              else "no held-out rows") + where)
 
-    outcomes = dispatch(run_fold, jobs, spec.backend, spec.jobs, spec.scheduler, console, report)
+    outcomes = dispatch(run_fold, jobs, spec.backend, spec.jobs, spec.scheduler, console, report,
+                        gpus=[j.gpus for j in jobs], require_gpus=str(spec.device).lower() in ("cuda", "gpu"))
     failed = [o for o in outcomes if o.error is not None]
     if failed:
         for o in failed:
@@ -536,7 +623,8 @@ def _run_jobs(jobs: list[FoldJob], spec: RunSpec, console: Console) -> None:
 def run_fold(job: FoldJob, console: Console | None = None) -> dict:
     """Fit one (method, fold) and write its files; runs wherever the backend puts it.
 
-    Returns the fold's ``done.json`` summary (plus ``host``/``pid``), ``{"skipped": True}`` when
+    Returns the fold's ``done.json`` summary (plus ``host``/``pid`` and the job's
+    ``cuda_visible_devices``: the GPUs it was placed on, None where unset), ``{"skipped": True}`` when
     the fold was already done, or ``{"error": "Type: message", "traceback": ...}``: a job reports
     its failure rather than raising it, so the other jobs of the run go on.
     """
@@ -595,7 +683,8 @@ def _run_fold(job: FoldJob, console: Console | None) -> dict:
                           **{f"model/{rel}": entry for rel, entry in file_manifest(fold_dir / "model").items()}}
     write_json(fold_dir / "done.json", done)  # last: the fold counts as done only now
     shutil.rmtree(fold_dir / "work", ignore_errors=True)  # resume checkpoints are spent once done.json exists
-    return {**summary, "host": socket.gethostname(), "pid": os.getpid()}
+    return {**summary, "host": socket.gethostname(), "pid": os.getpid(),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
 def _save_model(method: Method, fold_dir: Path, run_dir: Path) -> None:
@@ -752,5 +841,6 @@ def _write_run_json(out: Path, spec: RunSpec, data_dir: Path, train_path: Path, 
         "n_test": len(test), "snv_pairs": str(Path(spec.snv_pairs).resolve()) if spec.snv_pairs else None,
         "snv_source": test.snv_source, "split": dataclasses.asdict(spec.split),
         "profile": spec.profile, "device": spec.device, "backend": spec.backend, "jobs": spec.jobs,
+        "gpus_per_job": spec.gpus_per_job,
         "command": sys.argv, "versions": versions,
     })

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from harness.data import read_table
+from harness.data import DataError, read_table
 from harness.data.testset import TEST_FILE
 from harness.ensemble import Stacker, ensemble_cmd, ensemble_run
 from harness.io import write_json, write_npy
@@ -211,3 +211,56 @@ def test_refuses_holdout_runs(tmp_path, test_truth):
         ensemble_run(partial, "linear", methods="A")
     with pytest.raises(ValueError, match="no finished method C"):
         ensemble_run(partial, "linear", methods="A,C")
+
+
+def test_refuses_split_none_runs_and_untrustworthy_member_files(tmp_path, test_truth):
+    rng = np.random.default_rng(8)
+    y = rng.normal(size=400)
+    members = {m: (y + rng.normal(size=400), test_truth + rng.normal(size=71103)) for m in ("A", "B")}
+    none = make_run(tmp_path / "none", y, members, kind="none")
+    for m in ("A", "B"):
+        (none / "methods" / m / "oof.npy").unlink()  # a --split none run has no oof.npy
+    with pytest.raises(ValueError, match="--split none: .* no out-of-fold \\(OOF\\) predictions to stack"):
+        ensemble_run(none, "linear")
+    cli = CliRunner().invoke(ensemble_cmd, [str(none)])
+    assert cli.exit_code == 1 and "no out-of-fold (OOF) predictions to stack" in cli.output
+    assert not (none / "methods" / "ensemble").exists()
+
+    run = make_run(tmp_path / "run", y, members)
+    path = run / "methods" / "B" / "oof.npy"
+    np.save(path, np.array([{"planted": 1}] * 400, dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match="methods/B/oof.npy: not a readable .npy array"):
+        ensemble_run(run, "linear")
+    write_npy(path, np.zeros(399))
+    with pytest.raises(DataError, match=r"methods/B/oof.npy: shape \(399,\), expected \(400,\)"):
+        ensemble_run(run, "linear")
+    write_npy(path, y)
+    test_path = run / "methods" / "A" / "test.npy"
+    bad = np.load(test_path)
+    bad[7] = np.inf
+    write_npy(test_path, bad)
+    with pytest.raises(DataError, match=r"methods/A/test.npy: 1 of 71,103 values are NaN or inf \(first: index 7\)"):
+        ensemble_run(run, "linear")
+
+
+def test_member_scores_come_from_test_npy_not_scores_json(tmp_path, test_truth):
+    """A member's stale scores.json (a reversed test.npy kept the old numbers) is not reported."""
+    from harness.data import load_test_set
+    from harness.scoring import score, score_boards
+
+    rng = np.random.default_rng(9)
+    y = rng.normal(size=400)
+    members = {m: (y + rng.normal(size=400), test_truth + 0.3 * test_truth.std() * rng.normal(size=71103))
+               for m in ("A", "B")}
+    run = make_run(tmp_path / "run", y, members)
+    test_set = load_test_set(REAL_DATA, SNV_PAIRS)
+    cached = score_boards(members["A"][1], test_set)  # every board, as the runner writes it
+    stale = cached["private"]
+    write_json(run / "methods" / "A" / "scores.json", {"boards": {b: c.to_dict() for b, c in cached.items()},
+                                                       "oof_pearson": 0.5, "oof_spearman": 0.5})
+    reversed_a = members["A"][1][::-1].copy()
+    write_npy(run / "methods" / "A" / "test.npy", reversed_a)  # its scores.json is now stale
+    result = ensemble_run(run, "linear")
+    got = result.member_boards["A"]["private"].pearson_score
+    assert got == pytest.approx(score(reversed_a, test_set, "private").pearson_score, abs=1e-12)
+    assert got < 0.05 < stale.pearson_score - 0.5  # reversed: no signal left; the cache said otherwise

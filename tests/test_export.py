@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from harness.data import load_test_set
 from harness.export import export_cmd, validate_cmd, validate_submission
 from harness.io import write_json, write_npy
-from harness.scoring import read_predictions
+from harness.scoring import PredictionError, read_predictions
 
 from conftest import REAL_DATA, needs_real_data
 
@@ -70,8 +70,8 @@ def test_tsv_export_round_trip(exported, test_set):
     seqs = test_set.table.sequences()
     assert lines[0].split("\t")[0] == seqs[0] and lines[-1].split("\t")[0] == seqs[-1]
     np.testing.assert_array_equal([float(line.split("\t")[1]) for line in lines], pred)  # exact in the file
-    # the scorer's reader keeps float32 (SeqTable.y), so it agrees to float32 precision
-    np.testing.assert_allclose(read_predictions(out["tsv"], test_set), pred, rtol=1e-6, atol=1e-6)
+    # the scorer's reader is float64, as the official script's float()
+    np.testing.assert_array_equal(read_predictions(out["tsv"], test_set), pred)
     result = validate(out["tsv"], REAL_DATA)
     assert result.exit_code == 0, result.output
     assert "valid TSV submission" in result.output
@@ -128,6 +128,19 @@ def test_corrupt_json_copies_fail_with_the_reason(tmp_path, exported, test_set):
     assert not check.ok and "1 keys are not public ids" in check.problems[0]
 
 
+def test_validation_and_scoring_share_one_parser(tmp_path, exported, test_set):
+    """The same format problems, in the same words, from validate-submission and the scorer's reader."""
+    bad = corrupt_json(tmp_path, exported, lambda o: pairs(o[:5]) + ['"05": 1.0', '"+6": 2.0'] + pairs(o[5:]) + ['"9": 3'])
+    check = validate_submission(bad, test_set)
+    assert check.problems == ["key '05' is not a test index (a decimal integer 0..71102, no sign or leading zero)",
+                              "key '+6' is not a test index (a decimal integer 0..71102, no sign or leading zero)",
+                              "duplicate key '9'"]
+    with pytest.raises(PredictionError) as err:
+        read_predictions(bad, test_set)
+    assert str(err.value).splitlines()[1:] == [f"  {p}" for p in check.problems]
+    assert str(err.value).startswith(f"{bad}: invalid JSON prediction file (3 problems)")
+
+
 def test_corrupt_tsv_copies_fail_with_the_reason(tmp_path, exported, test_set):
     lines = exported[2]["tsv"].read_text().splitlines()
 
@@ -144,7 +157,7 @@ def test_corrupt_tsv_copies_fail_with_the_reason(tmp_path, exported, test_set):
 
     seq = lines[4].split("\t")[0]
     check = validate_submission(write(lines[:4] + [f"{seq}\tnan"] + lines[5:]))
-    assert check.problems == ["line 5: prediction 'nan' is not a finite number"]
+    assert check.problems == ["line 5: prediction is nan, not a finite number"]
     check = validate_submission(write(["sequence\tprediction"] + lines[1:]))
     assert "line 1: prediction 'prediction' is not a number (no header line is expected)" in check.problems
     check = validate_submission(write(lines[:2] + [lines[2] + "\textra"] + lines[3:]))
@@ -168,3 +181,17 @@ def test_export_refusals(tmp_path, exported):
     write_npy(short / "methods" / "m" / "test.npy", np.zeros(N - 1))
     result = CliRunner().invoke(export_cmd, [str(short), "--method", "m", "--out", str(tmp_path / "z.json")])
     assert result.exit_code == 1 and "shape (71102,), expected (71103,)" in result.output
+
+
+def test_export_reads_test_npy_without_pickle_and_names_the_file(tmp_path):
+    run = tmp_path / "run"
+    write_json(run / "run.json", {"data_dir": str(REAL_DATA), "simulated": False, "n_test": N})
+    path = run / "methods" / "m" / "test.npy"
+    path.parent.mkdir(parents=True)
+    np.save(path, np.array([{"planted": 1}] * N, dtype=object), allow_pickle=True)
+    result = CliRunner().invoke(export_cmd, [str(run), "--method", "m", "--out", str(tmp_path / "x.json")])
+    assert result.exit_code == 1 and f"{path}: not a readable .npy array" in result.output
+    write_npy(path, np.full(N, np.nan))
+    result = CliRunner().invoke(export_cmd, [str(run), "--method", "m", "--out", str(tmp_path / "x.json")])
+    assert result.exit_code == 1 and "71,103 of 71,103 values are NaN or inf (first: index 0)" in result.output
+    assert not (tmp_path / "x.json").exists()

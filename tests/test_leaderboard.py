@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -81,11 +82,11 @@ def test_merged_runs_with_published_entries_markdown_and_csv(tmp_path, test_set)
     assert list(scores) == rank_methods(scores)
     assert list(scores)[0] == "run1/A"  # truth + 0.02 sd noise beats the published entries
     autosome = next(r for r in rows if "autosome_org_final" in r)
-    assert " | 0.8196 | 0.8543 | " in autosome  # published private score with the reconstructed SNVs (README)
+    assert " | 0.8197 | 0.8542 | " in autosome  # private score with the reconstructed SNVs (tests/test_scoring.py)
     # public-only JSON files are listed as absent on the private board
     absent = [r for r in rows if r.startswith("| — |")]
     assert len(absent) == 4 and all("_public (external)" in r and "| absent | absent |" in r for r in absent)
-    assert "SNVs (n=40,060)" in md and "all (n=62,058)" in md
+    assert "SNVs (n=40,131)" in md and "all (n=62,058)" in md
     assert "absent: bhi_public has predictions for the public board only" in md
 
     # CSV on the public board: the public-only entries are ranked there, scored as published
@@ -169,3 +170,86 @@ def test_html_report_renders_in_headless_chromium(tmp_path, test_set):
         assert pixels.shape[0] > 200 and pixels.shape[1] > 200 and pixels.std() > 5  # not blank
     assert "Predicted vs measured (best method: A)" in dom  # A has the least noise of the members
     assert "Predicted vs measured (ensemble: ensemble)" in dom
+
+
+def test_scores_come_from_test_npy_never_from_scores_json(tmp_path, test_set):
+    """A reversed test.npy must not keep the old score of its stale scores.json; an untrustworthy
+    test.npy stops the leaderboard naming the file; scores.json alone is no entry."""
+    truth = np.asarray(test_set.table.y, dtype=np.float64)
+    good = noisy(truth, 0.1, 9)
+    run = make_run(tmp_path / "run", test_set, {"A": good, "B": noisy(truth, 1.0, 10)})
+    stale = json.loads((run / "methods" / "A" / "scores.json").read_text())["boards"]["private"]  # of `good`
+    write_npy(run / "methods" / "A" / "test.npy", good[::-1].copy())  # scores.json still holds the good score
+    want = score_boards(good[::-1], test_set)["private"]
+    result = invoke(run, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = {r["method"]: r for r in csv.DictReader(io.StringIO(result.output))}
+    assert float(rows["A"]["pearson_score"]) == pytest.approx(want.pearson_score, abs=1e-6)
+    assert float(rows["A"]["pearson_score"]) < stale["pearson_score"] - 0.5
+    assert rows["A"]["rank"] == "2" and rows["B"]["rank"] == "1"
+
+    # scores.json without test.npy: left out with a note, never shown from the cache
+    (run / "methods" / "B" / "test.npy").unlink()
+    result = invoke(run, "--format", "md")
+    assert result.exit_code == 0, result.output
+    assert "| B |" not in result.output and "no test.npy (its scores.json alone is not trusted), left out" in result.output
+
+    # a NaN-holding test.npy is refused with the file named (never scored in part); so are a pickled
+    # or short one (harness.runner.load_predictions, which the leaderboard reads every test.npy with)
+    path = run / "methods" / "A" / "test.npy"
+    with_nan = good.copy()
+    with_nan[123] = np.nan
+    write_npy(path, with_nan)
+    result = invoke(run, "--format", "csv")
+    assert result.exit_code == 1 and f"{path}: 1 of 71,103 values are NaN or inf (first: index 123)" in result.output
+    from harness.data import DataError
+    from harness.runner import load_predictions
+
+    for bad, message in [(np.array([{"x": 1}] * 3, dtype=object), "not a readable .npy array"),
+                         (good[:-5].copy(), r"shape \(71098,\), expected \(71103,\)")]:
+        np.save(path, bad, allow_pickle=True)
+        with pytest.raises(DataError, match=f"test.npy: {message}"):
+            load_predictions(path, len(good))
+
+
+def test_partial_scores_are_marked_never_shown_as_whole(tmp_path):
+    """Without SNV pairs the private board has no SNV category: every table marks the scores `*`."""
+    from rich.console import Console
+
+    from harness.report import leaderboard_table
+
+    public_pairs_only = load_test_set(REAL_DATA)  # no --snv-pairs: SNVs cannot be scored on the private board
+    truth = np.asarray(public_pairs_only.table.y, dtype=np.float64)
+    pred = noisy(truth, 0.5, 11)
+    run = tmp_path / "run"
+    write_json(run / "run.json", {"data_dir": str(REAL_DATA), "simulated": False, "n_test": len(truth),
+                                  "snv_pairs": None, "snv_source": public_pairs_only.snv_source,
+                                  "split": {"kind": "none", "folds": 5, "seed": 0}})
+    write_npy(run / "methods" / "A" / "test.npy", pred)
+    boards = score_boards(pred, public_pairs_only)
+    assert boards["private"].missing == ["SNVs"] and not boards["public"].missing
+
+    md = invoke(run, "--format", "md")
+    assert md.exit_code == 0, md.output
+    row = next(line for line in md.output.splitlines() if line.startswith("| 1 |"))
+    assert f"| {boards['private'].pearson_score:.4f}* | {boards['private'].spearman_score:.4f}* |" in row
+    assert "* partial score: SNVs cannot be scored on this board" in md.output
+    public = invoke(run, "--format", "md", "--board", "public")
+    assert "*" not in next(line for line in public.output.splitlines() if line.startswith("| 1 |"))
+    rows = list(csv.DictReader(io.StringIO(invoke(run, "--format", "csv").output)))
+    assert rows[0]["partial"] == "1" and rows[0]["missing"] == "SNVs"
+
+    buf = io.StringIO()
+    Console(file=buf, width=200).print(leaderboard_table({"A": boards}, ["private", "public"], "private"))
+    line = next(x for x in buf.getvalue().splitlines() if " A " in x)
+    assert f"{boards['private'].pearson_score:.4f}*" in line and f"{boards['public'].pearson_score:.4f} " in line
+    assert "partial score: SNVs" in buf.getvalue()
+
+    # a run made on another machine: its recorded data directory is gone here, --data replaces it
+    moved = {**json.loads((run / "run.json").read_text()), "data_dir": str(tmp_path / "elsewhere" / "dream2022")}
+    write_json(run / "run.json", moved)
+    refused = invoke(run, "--format", "md")
+    assert refused.exit_code == 1 and "elsewhere/dream2022 does not exist here" in refused.output
+    rescored = invoke(run, "--format", "md", "--data", REAL_DATA)
+    assert rescored.exit_code == 0, rescored.output
+    assert f"| {boards['private'].pearson_score:.4f}* |" in rescored.output
