@@ -1036,11 +1036,15 @@ class Trainer:
 
     @staticmethod
     def _log_epoch(progress, rec: dict) -> None:
+        def fmt(key: str) -> str:  # no validation set (or an undefined r): a dash, never "nan"
+            value = rec.get(key)
+            return "—" if value is None or value != value else f"{value:.4f}"
+
         mark = "*" if rec["improved"] else " "
         progress.console.print(
-            f"epoch {rec['epoch']:3d}  T loss {rec['train_loss']:.4f}  V loss {rec['valid_loss']:.4f}  "
-            f"T r {rec['train_r']:.4f}  V r {rec['valid_r']:.4f}  T rho {rec['train_rho']:.4f}  "
-            f"V rho {rec['valid_rho']:.4f}  lr {rec['lr']:.2e}  {rec['seqs_per_s']:,.0f} seq/s  "
+            f"epoch {rec['epoch']:3d}  T loss {fmt('train_loss')}  V loss {fmt('valid_loss')}  "
+            f"T r {fmt('train_r')}  V r {fmt('valid_r')}  T rho {fmt('train_rho')}  "
+            f"V rho {fmt('valid_rho')}  lr {rec['lr']:.2e}  {rec['seqs_per_s']:,.0f} seq/s  "
             f"{rec['seconds']:.1f}s {mark}", soft_wrap=True)
 
 

@@ -449,3 +449,21 @@ def test_time_steps_memory_is_the_vmhwm_probe(monkeypatch):
     status = open("/proc/self/status").read()
     hwm = int(next(l for l in status.splitlines() if l.startswith("VmHWM:")).split()[1]) * 1024
     assert resources.peak_rss_bytes() >= hwm  # the high-water mark only grows
+
+
+def test_epoch_line_shows_a_dash_without_validation():
+    """LegNet (no validation set) used to print "V loss nan  V r nan"."""
+    import io
+
+    from rich.console import Console
+
+    from harness.torch_train import Trainer
+
+    class Progress:
+        console = Console(file=io.StringIO(), width=300, color_system=None)
+
+    Trainer._log_epoch(Progress, {"epoch": 1, "improved": True, "train_loss": 1.0, "valid_loss": float("nan"),
+                                  "train_r": 0.5, "valid_r": None, "train_rho": 0.4, "valid_rho": float("nan"),
+                                  "lr": 1e-3, "seqs_per_s": 100, "seconds": 1.0})
+    line = Progress.console.file.getvalue()
+    assert "nan" not in line and "V loss —" in line and "V r —" in line and "T r 0.5000" in line
