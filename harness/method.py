@@ -1,7 +1,7 @@
 """The plug-in interface every method implements.
 
 A method is a class derived from :class:`Method` with a ``Config`` dataclass. The harness creates
-it with a config (a profile from ``configs/``), calls :meth:`Method.fit` on the training part of a
+it with a config (a profile: :func:`harness.registry.load_profile`), calls :meth:`Method.fit` on the training part of a
 fold and :meth:`Method.predict` on the held-out part and on the test set, and saves it with
 :meth:`Method.save`. Register it with :func:`harness.registry.register`.
 """
@@ -22,7 +22,51 @@ from .io import read_json, write_json
 
 @dataclasses.dataclass
 class MethodConfig:
-    """Base of every method's config dataclass. Subclasses add their hyperparameters."""
+    """Base of every method's config dataclass. Subclasses add their hyperparameters.
+
+    A config holds the *recipe* (what the fit learns: data handling, model, objective,
+    optimiser, schedule, numeric precision) and *runtime* fields (how fast, where and how
+    verbosely it runs). :attr:`RUNTIME_FIELDS` names the runtime ones: a field is runtime when
+    changing it cannot change the fitted model's numbers beyond floating-point noise (summation
+    order from another batch split, thread count or compiled kernel), or when it is a limit of the
+    machine rather than of the method (the wall-clock budget ``max_train_seconds``: where it stops
+    a fit, the fit ends early whatever its value, and the same value stops it at another step on
+    another machine). ``harness run`` resumes a run directory after a runtime-only change
+    (:func:`config_parts`) and refuses one after a recipe change.
+
+    Reduced precision is recipe, not runtime: bf16/fp16 autocast (``mixed_precision``) or TF32
+    (``precision = "tf32"``) rounds every training step to fewer mantissa bits, so the fit
+    follows another trajectory; the teams' recipes are fp32 and the ``paper-fast`` profiles are
+    reported under their own name.
+
+    Class attributes:
+        RUNTIME_FIELDS: names of runtime fields (names that are not fields of a subclass are
+            ignored). The default covers the harness's conventions: ``eval_batch_size``
+            (prediction batching), ``compile`` (``torch.compile``: the same ops, fused),
+            ``max_train_seconds`` (time budget), ``progress`` (display), ``cpu_threads`` /
+            ``n_jobs`` (threads; kmer-lgbm's model measured identical with 1 and 2) and
+            ``deterministic`` (op determinism: reproducibility, not the recipe). A subclass whose
+            field of one of these names is part of its recipe redeclares the set without it.
+    """
+
+    RUNTIME_FIELDS: ClassVar[frozenset[str]] = frozenset({
+        "eval_batch_size", "compile", "max_train_seconds", "progress", "cpu_threads", "n_jobs", "deterministic"})
+
+
+def config_parts(config: MethodConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(recipe, runtime)``: the config's fields as JSON values (tuples as lists), split by
+    ``type(config).RUNTIME_FIELDS``; each dict in field order."""
+    import json
+
+    values = json.loads(json.dumps(dataclasses.asdict(config)))
+    runtime = type(config).RUNTIME_FIELDS
+    return ({k: v for k, v in values.items() if k not in runtime}, {k: v for k, v in values.items() if k in runtime})
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``["key old -> new", ...]`` for every key whose value differs between two field dicts (a key
+    missing on one side shows as None), sorted by key."""
+    return [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
 def require_targets(name: str, train: SeqTable, valid: SeqTable | None = None) -> None:
@@ -43,14 +87,15 @@ class Method(abc.ABC):
         name: registry name (e.g. ``"camformers"``), set by :func:`harness.registry.register`.
         framework: ``"pytorch"``, ``"tensorflow"``, ``"sklearn"``, ``"lightgbm"``, ...
         Config: the config dataclass; its defaults are the method's reference (paper) setting.
-        profiles: built-in named profiles (``{"cpu": {...overrides}}``), merged under
-            ``configs/<name>.toml``. ``"tiny"`` is the contract checks' config
-            (:mod:`harness.testing`): it must fit a few hundred rows in seconds on a CPU (a smoke
-            test, never a score); every plug-in declares it.
+        profiles: built-in named profiles (``{"cpu": {...overrides}}``), merged under the
+            tables of ``<package>/configs/<name>.toml`` (shipped beside the module) and of the
+            user's ``--config-dir`` (:mod:`harness.registry`). ``"tiny"`` is the contract checks'
+            config (:mod:`harness.testing`): it must fit a few hundred rows in seconds on a CPU (a
+            smoke test, never a score); every plug-in declares it.
         search_space: hyperparameters ``harness tune`` may search, ``{field: entry}`` in the format
-            of a ``[search_space]`` table of ``configs/<name>.toml`` (which overrides it entry by
-            entry), e.g. ``{"lr": {"low": 1e-4, "high": 1e-2, "log": True}, "batch_size":
-            {"choices": [128, 256]}}``; see :mod:`harness.tune` and
+            of a ``[search_space]`` table of those files (which override it entry by entry), e.g.
+            ``{"lr": {"low": 1e-4, "high": 1e-2, "log": True}, "batch_size": {"choices": [128,
+            256]}}``; see :mod:`harness.tune` and
             :func:`harness.registry.load_search_space`. Empty: only the TOML table counts.
         paper_num_parameters: the trainable parameter count the paper / write-up reports for the
             reference model; :meth:`num_parameters` of the ``paper`` profile must equal it (checked

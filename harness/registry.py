@@ -4,11 +4,28 @@ A module registers its methods with the :func:`register` decorator. A package ma
 discoverable by naming the module in the ``harness.methods`` entry-point group of its
 ``pyproject.toml``; the harness imports every module of that group on first use. The project's
 own baselines and team plug-ins are registered the same way, so the core never imports them.
+
+Profiles (named configs) of a method ``NAME`` whose class lives in module ``pkg.mod`` resolve in
+layers, each updating the one before (:func:`load_profile`):
+
+1. the ``Config`` dataclass defaults (the reference / paper setting);
+2. the class attribute ``profiles[PROFILE]``;
+3. table ``[PROFILE]`` of the *shipped* file ``pkg/configs/NAME.toml``: package data next to the
+   module (:data:`SHIPPED_DIR`), read with :mod:`importlib.resources`, so a wheel install keeps
+   it and a third-party plug-in package ships its own the same way, with no registration beyond
+   its entry point (it lists ``configs/*.toml`` in its package data);
+4. table ``[PROFILE]`` of the *user's* file ``CONFIG_DIR/NAME.toml``, where ``CONFIG_DIR`` is the
+   ``config_dir`` argument (the CLI's ``--config-dir``, else ``$HARNESS_CONFIG``, else none).
+
+A module that is not inside a package (a top-level ``.py`` file) ships no profile file.
+``harness tune`` writes its ``[tuned]`` table into the user's directory, never into a package.
 """
 
 from __future__ import annotations
 
 import importlib.metadata as md
+import importlib.resources
+import sys
 import tomllib
 import warnings
 from dataclasses import dataclass, fields
@@ -23,9 +40,11 @@ _SOURCES: dict[str, str] = {}
 #: entry-point name -> why it failed to load (a broken plug-in must not take the others down).
 _BROKEN: dict[str, str] = {}
 _LOADED = False
-#: the repository's ``configs/`` directory (present in a source checkout / editable install).
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-#: tables of ``configs/<method>.toml`` that are not profiles (``[search_space]``: ``harness tune``).
+#: folder of a plug-in's package that holds its shipped profile files ``<method name>.toml``.
+SHIPPED_DIR = "configs"
+#: environment variable naming the user's config directory (the CLI's default for ``--config-dir``).
+CONFIG_ENV = "HARNESS_CONFIG"
+#: tables of a profile file that are not profiles (``[search_space]``: ``harness tune``).
 RESERVED_TABLES = frozenset({"search_space"})
 
 
@@ -126,23 +145,87 @@ def get(name: str) -> type[Method]:
 
 @dataclass
 class Profile:
-    """A resolved configuration: the config object, and where its values came from."""
+    """A resolved configuration: the config object, and where its values came from.
+
+    ``source`` lists every layer that set a value, in order, separated by ``"; "``: the class
+    attribute (``pkg.mod.Class.profiles['cpu']``), the shipped file (``pkg/configs/NAME.toml
+    [cpu]``) and the user's file (its path, ``[cpu]``); ``"defaults"`` when none did.
+    """
 
     config: MethodConfig
     name: str
     source: str
 
 
-def config_file(cls: type[Method], config_dir: Path | None = None) -> Path:
-    """``<config_dir>/<name>.toml``, the method's profile file (default dir :data:`CONFIG_DIR`);
-    it need not exist."""
-    return (CONFIG_DIR if config_dir is None else Path(config_dir)) / f"{cls.name}.toml"
+@dataclass(frozen=True)
+class ConfigFile:
+    """One profile file of a method, read (``tables`` is ``{}`` when the file does not exist).
+
+    Attributes:
+        label: how messages and :attr:`Profile.source` name it: ``pkg/configs/NAME.toml`` for a
+            shipped file (the package-relative resource, the same on every machine), the path for
+            a user's file.
+        tables: the file's top-level tables, reserved ones included.
+        exists: whether the file exists.
+    """
+
+    label: str
+    tables: dict[str, Any]
+    exists: bool
 
 
-def profile_names(cls: type[Method], config_dir: Path | None = None) -> list[str]:
-    """The named profiles of a method: class attribute ``profiles`` and the tables of
-    :func:`config_file` except :data:`RESERVED_TABLES`, sorted."""
-    return sorted((set(cls.profiles) | set(read_tables(config_file(cls, config_dir)))) - RESERVED_TABLES)
+def config_file(cls: type[Method], config_dir: str | Path) -> Path:
+    """``<config_dir>/<name>.toml``: the method's file in a user's config directory; it need not exist."""
+    return Path(config_dir) / f"{cls.name}.toml"
+
+
+def _package_of(cls: type[Method]) -> str | None:
+    """The package that holds ``cls``'s module (the module itself when it is a package's
+    ``__init__``); None for a top-level module or a class without an importable module."""
+    module = sys.modules.get(cls.__module__)
+    spec = getattr(module, "__spec__", None)
+    return (spec.parent or None) if spec is not None else None
+
+
+def shipped_file(cls: type[Method]) -> tuple[str, Any] | None:
+    """``(label, resource)`` of the profile file the method's package ships,
+    ``<package>/configs/<name>.toml`` (an :mod:`importlib.resources` Traversable; it need not
+    exist); None when the class's module is not inside a package."""
+    package = _package_of(cls)
+    if package is None:
+        return None
+    try:
+        resource = importlib.resources.files(package) / SHIPPED_DIR / f"{cls.name}.toml"
+    except (ModuleNotFoundError, TypeError, ValueError):  # no importable package: nothing shipped
+        return None
+    return f"{package.replace('.', '/')}/{SHIPPED_DIR}/{cls.name}.toml", resource
+
+
+def config_files(cls: type[Method], config_dir: str | Path | None = None) -> list[ConfigFile]:
+    """The method's profile files in layer order: the shipped one (when its module is inside a
+    package), then ``<config_dir>/<name>.toml`` (when ``config_dir`` is given). Missing files are
+    included with ``exists=False`` and no tables.
+
+    Raises:
+        ValueError: a file is not valid TOML (the message names it).
+    """
+    files = []
+    shipped = shipped_file(cls)
+    if shipped is not None:
+        label, resource = shipped
+        exists = resource.is_file()
+        files.append(ConfigFile(label, _parse(resource.read_bytes(), label) if exists else {}, exists))
+    if config_dir is not None:
+        path = config_file(cls, config_dir)
+        files.append(ConfigFile(str(path), read_tables(path), path.is_file()))
+    return files
+
+
+def profile_names(cls: type[Method], config_dir: str | Path | None = None) -> list[str]:
+    """The named profiles of a method: class attribute ``profiles`` and the tables of its
+    :func:`config_files` except :data:`RESERVED_TABLES`, sorted."""
+    tables = {name for f in config_files(cls, config_dir) for name in f.tables}
+    return sorted((set(cls.profiles) | tables) - RESERVED_TABLES)
 
 
 #: profiles every method has: its ``Config`` defaults, which are the reference (paper) setting.
@@ -154,13 +237,15 @@ class ProfileError(ValueError):
     message names the file, the table and the key."""
 
 
-def load_profile(method: str | type[Method], profile: str = "default", config_dir: Path | None = None) -> Profile:
+def load_profile(method: str | type[Method], profile: str = "default",
+                 config_dir: str | Path | None = None) -> Profile:
     """Build a method's config for a named profile.
 
-    Resolution: the ``Config`` defaults (the reference/paper setting), updated by the class's
-    ``profiles[profile]``, updated by table ``[profile]`` of ``<config_dir>/<method>.toml``
-    (default :data:`CONFIG_DIR`). ``"default"`` and ``"paper"`` always exist (the defaults where
-    nothing declares them); any other name must be declared in one of the two places.
+    Resolution (each layer updates the one before; module docstring): the ``Config`` defaults (the
+    reference/paper setting), the class's ``profiles[profile]``, table ``[profile]`` of the shipped
+    ``<package>/configs/<method>.toml``, table ``[profile]`` of ``<config_dir>/<method>.toml``
+    (the user's; none when ``config_dir`` is None). ``"default"`` and ``"paper"`` always exist (the
+    defaults where nothing declares them); any other name must be declared in one of these places.
 
     Values are type-checked against the ``Config`` dataclass's annotations with pydantic in strict
     mode (as JSON: integers are accepted for floats and lists for tuples; ``"300"`` is not a
@@ -168,27 +253,31 @@ def load_profile(method: str | type[Method], profile: str = "default", config_di
 
     Raises:
         KeyError: unknown method.
-        ProfileError (a ValueError): ``profile`` is declared nowhere (the message lists the
-            method's profiles), names a reserved table (:data:`RESERVED_TABLES`), is not a TOML
-            table, sets a key the config does not have, or gives a value of the wrong type (file,
-            table and key named); the TOML file is malformed.
+        ProfileError (a ValueError): ``profile`` is declared nowhere (the message names the files
+            looked at and lists the method's profiles), names a reserved table
+            (:data:`RESERVED_TABLES`), is not a TOML table, sets a key the config does not have,
+            or gives a value of the wrong type (file, table and key named).
+        ValueError: a profile file is malformed TOML (named).
     """
     cls = get(method) if isinstance(method, str) else method
-    path = config_file(cls, config_dir)
+    files = config_files(cls, config_dir)
     if profile in RESERVED_TABLES:
-        raise ProfileError(f"{profile!r} is not a profile: table [{profile}] of {path} is reserved for `harness tune`")
+        where = ", ".join(f.label for f in files) or f"{cls.name}.toml"
+        raise ProfileError(f"{profile!r} is not a profile: table [{profile}] of a profile file ({where}) is reserved "
+                           "for `harness tune`")
     layers: list[tuple[str, dict[str, Any]]] = []
     if profile in cls.profiles:
         layers.append((f"{cls.__module__}.{cls.__name__}.profiles[{profile!r}]", cls.profiles[profile]))
-    tables = read_tables(path)
-    if profile in tables:
-        if not isinstance(tables[profile], dict):
-            raise ProfileError(f"{path}: {profile} must be a table ([{profile}]), got a {type(tables[profile]).__name__}")
-        layers.append((f"{path} [{profile}]", tables[profile]))
+    for f in files:
+        if profile in f.tables:
+            if not isinstance(f.tables[profile], dict):
+                raise ProfileError(f"{f.label}: {profile} must be a table ([{profile}]), "
+                                   f"got a {type(f.tables[profile]).__name__}")
+            layers.append((f"{f.label} [{profile}]", f.tables[profile]))
     if not layers and profile not in IMPLICIT_PROFILES:
         names = sorted(set(profile_names(cls, config_dir)) | set(IMPLICIT_PROFILES))
-        raise ProfileError(f"{cls.name} has no profile {profile!r} (not in {path} nor in {cls.__name__}.profiles); "
-                           f"its profiles: {', '.join(names)}")
+        places = " nor ".join([f.label for f in files] + [f"{cls.__name__}.profiles"])
+        raise ProfileError(f"{cls.name} has no profile {profile!r} (not in {places}); its profiles: {', '.join(names)}")
     known = {f.name for f in fields(cls.Config)}
     values: dict[str, Any] = {}
     for where, layer in layers:
@@ -228,19 +317,20 @@ def _check_types(cls: type[Method], values: dict[str, Any], where: str) -> None:
             raise ProfileError("; ".join(problems)) from None
 
 
-def load_search_space(method: str | type[Method], config_dir: Path | None = None):
+def load_search_space(method: str | type[Method], config_dir: str | Path | None = None):
     """A method's ``harness tune`` search space, validated.
 
     Resolution: the class attribute ``search_space`` (``{field: entry}``), updated entry by entry by
-    table ``[search_space]`` of ``<config_dir>/<method>.toml`` (default :data:`CONFIG_DIR`). Entry
-    format and checks: :func:`harness.tune.parse_search_space`.
+    table ``[search_space]`` of the shipped ``<package>/configs/<method>.toml``, then by that of
+    ``<config_dir>/<method>.toml`` (the user's; none when ``config_dir`` is None). Entry format and
+    checks: :func:`harness.tune.parse_search_space`.
 
     Returns:
-        A :class:`harness.tune.SearchSpace` (empty when neither source declares anything).
+        A :class:`harness.tune.SearchSpace` (empty when no source declares anything).
 
     Raises:
         KeyError: unknown method.
-        ValueError: the TOML file is malformed, ``[search_space]`` is not a table, or an entry is
+        ValueError: a TOML file is malformed, ``[search_space]`` is not a table, or an entry is
             invalid: a key that is not a field of the method's ``Config`` dataclass, an unknown
             entry key, bad bounds/choices. The message names the file (or class) and the key.
     """
@@ -249,24 +339,35 @@ def load_search_space(method: str | type[Method], config_dir: Path | None = None
     cls = get(method) if isinstance(method, str) else method
     where = f"{cls.__module__}.{cls.__name__}.search_space"
     entries: dict[str, tuple[Any, str]] = {name: (spec, where) for name, spec in cls.search_space.items()}
-    path = config_file(cls, config_dir)
-    table = read_tables(path).get("search_space", {})
-    if not isinstance(table, dict):
-        raise ValueError(f"{path}: search_space must be a table ([search_space]), got {type(table).__name__}")
-    entries.update({name: (spec, f"{path} [search_space]") for name, spec in table.items()})
+    for f in config_files(cls, config_dir):
+        table = f.tables.get("search_space", {})
+        if not isinstance(table, dict):
+            raise ValueError(f"{f.label}: search_space must be a table ([search_space]), got {type(table).__name__}")
+        entries.update({name: (spec, f"{f.label} [search_space]") for name, spec in table.items()})
     return parse_search_space(cls.Config, entries)
 
 
-def read_tables(path: Path) -> dict[str, Any]:
+def read_tables(path: str | Path) -> dict[str, Any]:
     """The tables of TOML file ``path`` (``{}`` when it does not exist), reserved ones included.
 
     Raises:
         ValueError: the file is malformed (the message names it).
     """
+    path = Path(path)
     if not path.is_file():
         return {}
+    return _parse(path.read_bytes(), str(path))
+
+
+def _parse(data: bytes, label: str) -> dict[str, Any]:
+    """Parse the TOML file ``label`` whose bytes are ``data``.
+
+    Raises:
+        ValueError: ``"<label>: <TOML error with line and column>"``, or not UTF-8.
+    """
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{label}: not UTF-8 text ({exc})") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+        raise ValueError(f"{label}: {exc}") from exc

@@ -101,10 +101,14 @@ def json_safe(obj: Any) -> Any:
 
 @dataclasses.dataclass
 class TorchConfig(MethodConfig):
-    """The runtime settings every PyTorch plug-in's config carries beside its recipe: speed, time
-    budget and display. None of them changes what the recipe learns (``mixed_precision`` and
-    ``compile`` change float rounding only). A plug-in redeclares a field to give it another
-    default (e.g. bf16 autocast where its team trained in reduced precision).
+    """The speed, precision, time-budget and display settings every PyTorch plug-in's config
+    carries beside its recipe. A plug-in redeclares a field to give it another default (e.g. bf16
+    autocast where its team trained in reduced precision).
+
+    ``eval_batch_size``, ``compile``, ``max_train_seconds`` and ``progress`` are runtime fields
+    (:attr:`harness.method.MethodConfig.RUNTIME_FIELDS`: a run directory resumes after a change of
+    them); ``mixed_precision`` is part of the recipe, because autocast rounds every training step
+    to bf16/fp16 and the fit follows another trajectory.
 
     Attributes:
         eval_batch_size: sequences per forward pass at validation and prediction (a plug-in with

@@ -1,9 +1,11 @@
 """``harness tune``: an Optuna search over a method's declared hyperparameter space.
 
 Search space (data, not code)
-    Table ``[search_space]`` of ``configs/<method>.toml``, one entry per field of the method's
+    Table ``[search_space]`` of the method's profile files, one entry per field of the method's
     ``Config`` dataclass, over the class attribute :attr:`harness.method.Method.search_space` (same
-    format; the TOML entry for a field replaces the class's). Entry forms:
+    format; a TOML entry for a field replaces the class's): the file its package ships
+    (``<package>/configs/<method>.toml``), then the one in the user's config directory
+    (:func:`harness.registry.load_search_space`). Entry forms:
 
     * ``lr = { low = 1e-4, high = 1e-2, log = true }`` -- a float range (``log`` optional);
     * ``dropout = { low = 0.0, high = 0.5, step = 0.05 }`` -- a float range on a grid;
@@ -58,18 +60,23 @@ Resuming
     trials (COMPLETE, PRUNED and counted FAIL) count toward ``trials``, so ``--trials 20`` after a
     10-trial run adds 10. The study records what it was created for (method, base config, training
     data fingerprint, split, search space, ``--set`` values) and refuses to continue with anything
-    else. Trials of a killed process stay RUNNING until Optuna's heartbeat (60 s, grace 180 s)
+    else; of the base config only the recipe counts (:func:`harness.method.config_parts`): a
+    change of its runtime fields (prediction batch, compile, time budget, threads) continues the
+    study with a console note. Trials of a killed process stay RUNNING until Optuna's heartbeat (60 s, grace 180 s)
     marks them FAIL on a later resume; they never count. The sampler (TPE) is seeded with ``seed +
     number of trials so far``, so a run is reproducible given the study's history.
 
 Result
     The best trial's config is written as profile ``[<profile_name>]`` (default ``tuned``) into
-    ``out`` (default ``configs/<method>.toml``) with :mod:`tomlkit`, keeping every other table and
+    ``out`` (default ``<config_dir>/<method>.toml``: the user's config directory, ``--config-dir``,
+    else ``$HARNESS_CONFIG``, else :data:`DEFAULT_CONFIG_DIR`; never into a plug-in's package,
+    whose shipped profiles are read-only data) with :mod:`tomlkit`, keeping every other table and
     comment of the file; the table holds every field that differs from the ``Config`` defaults
     (the base profile's values plus the tuned ones), so ``harness run --methods NAME --profile
-    tuned`` reproduces the trial's config (less the ``--set`` values, which are trial-only and noted
-    in the table's comment). The write is atomic (:func:`harness.io.write_text`) and is verified by
-    resolving the profile back through :func:`harness.registry.load_profile`.
+    tuned --config-dir <config_dir>`` reproduces the trial's config (less the ``--set`` values,
+    which are trial-only and noted in the table's comment). The write is atomic
+    (:func:`harness.io.write_text`) and is verified by resolving the profile back through
+    :func:`harness.registry.load_profile`.
 """
 
 from __future__ import annotations
@@ -96,7 +103,7 @@ from rich.table import Table
 from . import registry
 from .cli_errors import friendly_errors
 from .io import write_text
-from .method import Method, MethodConfig
+from .method import Method, MethodConfig, config_changes, config_parts
 from .scoring.scorer import pearson, spearman
 from .splits import SplitSpec, fingerprint, make_assignment
 
@@ -111,6 +118,10 @@ PRUNE_STARTUP_TRIALS = 2
 PRUNE_WARMUP_EPOCHS = 1
 #: default name of the profile table the best config is written to.
 DEFAULT_PROFILE_NAME = "tuned"
+#: the user's config directory of ``harness tune`` when neither ``--config-dir`` nor
+#: ``$HARNESS_CONFIG`` names one (relative to the working directory, beside the default study
+#: storage ``runs/tune/<study>.db``); ``harness run --config-dir runs/tune/configs`` reads it.
+DEFAULT_CONFIG_DIR = Path("runs") / "tune" / "configs"
 #: profile names ``harness tune`` refuses to overwrite (besides the base profile).
 PROTECTED_PROFILES = frozenset({"default", "paper"}) | registry.RESERVED_TABLES
 _USER_ATTR = "harness"
@@ -427,15 +438,17 @@ class TuneSpec:
         seed: split seed, the method's seed in every trial, and the sampler's seed base.
         device: passed to the method (``auto``, ``cpu``, ``cuda``, ...).
         timeout: stop starting new trials after this many seconds (a running trial finishes).
-        out: TOML file the profile is written to (default ``<config_dir>/<method>.toml``).
+        out: TOML file the profile is written to (default ``<config_dir>/<method>.toml``); refused
+            inside the method's package.
         holdout_fraction: share of the training rows held out for the objective.
         overrides: trial-only config values (``--set``), e.g. ``{"max_train_seconds": 60}``.
         pruner: ``"median"`` or ``"none"``.
         base_trial: enqueue the base profile's own values as the first trial of a new study (the
             searched parameters whose base value lies inside the space).
         enqueue: further parameter sets (``{field: value}``) to evaluate first in a new study.
-        config_dir: where profiles and the search space are read (default
-            :data:`harness.registry.CONFIG_DIR`).
+        config_dir: the user's config directory: its ``<method>.toml`` tables are layered over the
+            shipped profiles and search space, and the profile is written there (None:
+            :data:`DEFAULT_CONFIG_DIR`).
         skip_bad_rows: drop bad training rows instead of failing.
     """
 
@@ -504,8 +517,8 @@ def tune(spec: TuneSpec, console: Console | None = None) -> TuneResult:
     Raises:
         KeyError: unknown method.
         ValueError: bad search space (file and key named), empty search space, bad ``overrides``
-            or ``profile_name``, a bad storage URL, a stored study created for another method /
-            base config / data / split / space, or ``trials`` < 1.
+            or ``profile_name``, ``out`` inside the method's package, a bad storage URL, a stored
+            study created for another method / base recipe / data / split / space, or ``trials`` < 1.
         DataError: bad or missing training data.
         RuntimeError: no trial of the study completed (nothing written), or the written profile
             does not resolve back to the tuned config.
@@ -521,18 +534,20 @@ def tune(spec: TuneSpec, console: Console | None = None) -> TuneResult:
     if spec.pruner not in ("median", "none"):
         raise ValueError(f"pruner must be 'median' or 'none', got {spec.pruner!r}")
     cls = registry.get(spec.method)
-    config_path = registry.config_file(cls, spec.config_dir)
+    config_dir = Path(spec.config_dir) if spec.config_dir is not None else DEFAULT_CONFIG_DIR
+    config_path = registry.config_file(cls, config_dir)
     out = Path(spec.out) if spec.out is not None else config_path
+    _refuse_package_target(cls, out)
     if spec.profile_name in PROTECTED_PROFILES or spec.profile_name == spec.profile:
         raise ValueError(f"--profile-name {spec.profile_name!r} would overwrite "
                          f"{'the base profile' if spec.profile_name == spec.profile else 'a reserved table'}; "
                          "choose another name (default 'tuned')")
-    space = registry.load_search_space(cls, spec.config_dir)
+    space = registry.load_search_space(cls, config_dir)
     if not space.searched:
         raise ValueError(f"{cls.name} declares no searchable parameters: add a [search_space] table to "
                          f"{config_path} (e.g. lr = {{ low = 1e-4, high = 1e-2, log = true }}) "
                          f"or a search_space class attribute")
-    base = registry.load_profile(cls, spec.profile, spec.config_dir)
+    base = registry.load_profile(cls, spec.profile, config_dir)
     base_fixed = check_space(space, base.config, spec.profile)
     overrides = _check_overrides(cls, spec.overrides, space, base_fixed, spec.profile)
 
@@ -544,12 +559,18 @@ def tune(spec: TuneSpec, console: Console | None = None) -> TuneResult:
 
     study_name = spec.study_name or f"{cls.name}-{spec.profile}-{train_path.stem}-s{spec.seed}"
     storage_url = spec.storage or f"sqlite:///runs/tune/{study_name}.db"
-    attrs = {"method": cls.name, "profile": spec.profile, "base_config": _plain(dataclasses.asdict(base.config)),
+    base_recipe, base_runtime = config_parts(base.config)
+    attrs = {"method": cls.name, "profile": spec.profile, "base_config": base_recipe, "base_runtime": base_runtime,
              "train": str(train_path.resolve()), "train_fingerprint": fingerprint(train), "n_train": len(train),
              "holdout_fraction": spec.holdout_fraction, "seed": spec.seed, "search_space": space.declaration(),
              "overrides": _plain(overrides)}
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = _open_study(storage_url, study_name, attrs, spec, space)
+    saved_runtime = study.user_attrs[_USER_ATTR].get("base_runtime")
+    if saved_runtime is not None and saved_runtime != base_runtime:
+        console.print(escape(f"study {study_name}: runtime settings of profile {spec.profile!r} changed since it was "
+                             f"created ({', '.join(config_changes(saved_runtime, base_runtime))}); the recipe is the "
+                             "same, so the study continues; new trials use the new values"))
     if spec.pruner == "median":
         study.pruner = optuna.pruners.MedianPruner(n_startup_trials=PRUNE_STARTUP_TRIALS,
                                                    n_warmup_steps=PRUNE_WARMUP_EPOCHS + 1)
@@ -604,9 +625,28 @@ def tune(spec: TuneSpec, console: Console | None = None) -> TuneResult:
                   + escape(f"{', '.join(f'{k}={_fmt(v)}' for k, v in best_params.items())}; "
                            f"{result.n_finished} finished trials ({result.n_complete} complete, {result.n_pruned} "
                            f"pruned, {result.n_failed} failed), {n_new} run now in {result.seconds:.1f} s"))
-    console.print(escape(f"wrote profile [{spec.profile_name}] to {out}: "
-                         f"harness run --methods {cls.name} --profile {spec.profile_name}"))
+    console.print(escape(f"wrote profile [{spec.profile_name}] to {out}: harness run --methods {cls.name} "
+                         f"--profile {spec.profile_name} --config-dir {out.parent}"
+                         + ("" if out.name == f"{cls.name}.toml" else f" (after copying the table into "
+                                                                     f"{out.parent}/{cls.name}.toml)")))
     return result
+
+
+def _refuse_package_target(cls: type[Method], out: Path) -> None:
+    """Refuse to write a profile into the package that ships ``cls`` (its profiles are package
+    data: an install overwrites them, and a checkout's are tracked by git).
+
+    Raises:
+        ValueError: ``out`` lies inside the directory of the method's package.
+    """
+    shipped = registry.shipped_file(cls)
+    if shipped is None or not isinstance(shipped[1], Path):  # a zip import: nothing there can be written anyway
+        return
+    package_dir = shipped[1].parent.parent.resolve()
+    if out.resolve().is_relative_to(package_dir):
+        raise ValueError(f"--out {out}: inside the package {package_dir.name} that ships {cls.name}'s profiles "
+                         f"({shipped[0]}); tuned profiles go in your config directory (--config-dir DIR or "
+                         f"${registry.CONFIG_ENV}; default {DEFAULT_CONFIG_DIR})")
 
 
 def _load_train(spec: TuneSpec, console: Console):
@@ -671,7 +711,7 @@ def _open_study(storage_url: str, study_name: str, attrs: dict, spec: TuneSpec, 
         study.set_user_attr(_USER_ATTR, attrs)
         enqueue = []
         if spec.base_trial:
-            base_values = attrs["base_config"]
+            base_values = {**attrs["base_config"], **attrs["base_runtime"]}
             point = {}
             for name in space.searched:
                 value = space.params[name].encode(base_values.get(name))
@@ -693,7 +733,11 @@ def _open_study(storage_url: str, study_name: str, attrs: dict, spec: TuneSpec, 
         for point, why in enqueue:
             study.enqueue_trial(point, user_attrs={"enqueued": why})
         return study
-    diff = [k for k in attrs if json.dumps(saved.get(k), sort_keys=True) != json.dumps(attrs[k], sort_keys=True)]
+    if "base_runtime" not in saved and isinstance(saved.get("base_config"), dict):  # created before the split
+        runtime = set(attrs["base_runtime"])
+        saved = {**saved, "base_config": {k: v for k, v in saved["base_config"].items() if k not in runtime}}
+    diff = [k for k in attrs if k != "base_runtime"
+            and json.dumps(saved.get(k), sort_keys=True) != json.dumps(attrs[k], sort_keys=True)]
     if diff:
         detail = "; ".join(f"{k}: saved {_short(saved.get(k))}, now {_short(attrs[k])}" for k in diff)
         raise ValueError(f"study {study_name!r} in {storage_url} was created for other {', '.join(diff)} ({detail}); "
@@ -1040,17 +1084,21 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
                    "written to the profile.")
 @click.option("--base-trial/--no-base-trial", default=True, show_default=True,
               help="Evaluate the base profile's own values first (new studies).")
+@click.option("--config-dir", type=click.Path(file_okay=False, path_type=Path), envvar=registry.CONFIG_ENV,
+              show_envvar=True, default=None,
+              help=f"Your profile directory: DIR/<method>.toml is layered over the shipped profiles and search space, "
+                   f"and [tuned] is written there [default: {DEFAULT_CONFIG_DIR}].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="TOML file the profile is written to [default: configs/<method>.toml].")
+              help="TOML file the profile is written to [default: CONFIG_DIR/<method>.toml].")
 @click.option("--skip-bad-rows", is_flag=True, help="Drop bad training rows and report counts instead of failing.")
 @friendly_errors
 def tune_cmd(method, trials, storage, study_name, profile, profile_name, data, train, holdout_fraction, seed, device,
-             timeout, pruner, sets, base_trial, out, skip_bad_rows):
+             timeout, pruner, sets, base_trial, config_dir, out, skip_bad_rows):
     """Search METHOD's [search_space] with Optuna (objective: hold-out Pearson r + Spearman ρ), resumable
-    from --storage, and write the best config as profile [tuned] of configs/<method>.toml."""
+    from --storage, and write the best config as profile [tuned] of CONFIG_DIR/<method>.toml."""
     from .data import resolve_data_dir
 
     spec = TuneSpec(method, trials, resolve_data_dir(data), train, profile, profile_name, storage, study_name, seed,
                     device, timeout, out, holdout_fraction, _parse_sets(sets), pruner, base_trial,
-                    skip_bad_rows=skip_bad_rows)
+                    config_dir=config_dir, skip_bad_rows=skip_bad_rows)
     tune(spec, Console())

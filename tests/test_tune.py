@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
 import tomllib
 
 import numpy as np
@@ -112,6 +111,13 @@ class HistoryMethod(Method):
         self.sign_ = np.sign(np.corrcoef(_gc(train), train.y)[0, 1])
 
 
+@registry.register("test-tune-nospace")
+class NoSpaceMethod(HistoryMethod):
+    """Declares no search space anywhere."""
+
+    search_space = {}
+
+
 @pytest.fixture()
 def sim_train(simulated_dir):
     return simulated_dir / "train_sequences.txt"
@@ -125,11 +131,13 @@ def _study(storage, name):
 def test_study_writes_profile_registry_resolves_and_resumes(tmp_path, simulated_dir):
     configs = tmp_path / "configs"
     configs.mkdir()
-    shutil.copy(registry.CONFIG_DIR / "kmer-ridge.toml", configs)
-    toml = configs / "kmer-ridge.toml"
+    toml = configs / "kmer-ridge.toml"  # the user's file: its other tables and comments are kept
+    toml.write_text("# my kmer-ridge profiles\n[mine]\nalpha = 5.0 # a note\n")
     original = toml.read_text()
+    _, shipped = registry.shipped_file(registry.get("kmer-ridge"))
+    shipped_text = shipped.read_text()
     storage = f"sqlite:///{tmp_path / 'tune' / 'kmer.db'}"
-    args = ["tune", "--method", "kmer-ridge", "--data", simulated_dir, "--storage", storage, "--out", toml]
+    args = ["tune", "--method", "kmer-ridge", "--data", simulated_dir, "--storage", storage, "--config-dir", configs]
 
     first = invoke(*args, "--trials", 2)
     assert "SIMULATED" in first.output and "best: trial" in first.output
@@ -142,19 +150,20 @@ def test_study_writes_profile_registry_resolves_and_resumes(tmp_path, simulated_
 
     # the profile: written, other tables and comments kept, resolved by the registry
     text = toml.read_text()
-    assert "\n[tuned]\n# Written by `harness tune`" in text  # (replaces a [tuned] the shipped file may have)
-    assert text.split("\n[tuned]\n")[0].rstrip("\n") == original.split("\n[tuned]\n")[0].rstrip("\n")
+    assert "\n[tuned]\n# Written by `harness tune`" in text and text.startswith(original.rstrip("\n"))
+    assert shipped.read_text() == shipped_text  # the package's own profiles are never written
+    assert f"--profile tuned --config-dir {configs}" in first.output
     tables = tomllib.loads(text)
     assert {k: v for k, v in tables.items() if k != "tuned"} == {
         k: v for k, v in tomllib.loads(original).items() if k != "tuned"}
     best = study.best_trial
     tuned = registry.load_profile("kmer-ridge", "tuned", configs)
-    assert "kmer-ridge.toml [tuned]" in tuned.source
+    assert tuned.source == f"{toml} [tuned]"
     assert tuned.config.alphas == [] and tuned.config.alpha == best.params["alpha"]
     assert tuned.config.k_max == best.params["k_max"]
     assert tables["tuned"] == {"alphas": [], "alpha": best.params["alpha"], "k_max": best.params["k_max"]}
     names = registry.profile_names(registry.get("kmer-ridge"), configs)
-    assert "tuned" in names and "search_space" not in names
+    assert {"tuned", "mine", "cpu"} <= set(names) and "search_space" not in names
 
     # resume: the same command with more trials continues the stored study
     second = invoke(*args, "--trials", 3)
@@ -195,17 +204,18 @@ def test_bad_search_space_entry_names_file_and_key(tmp_path, entry, problem):
 
 
 def test_search_space_bounds_checked_against_base_profile(tmp_path, monkeypatch, sim_train):
+    monkeypatch.setenv("HARNESS_CONFIG", str(tmp_path))  # the user's config dir, as --config-dir
     (tmp_path / "kmer-ridge.toml").write_text("[cpu]\n[search_space]\nk_max = { low = 0, high = 6 }\n")
-    monkeypatch.setattr(registry, "CONFIG_DIR", tmp_path)
     result = invoke("tune", "--method", "kmer-ridge", "--trials", 1, "--train", sim_train, "--storage", "memory",
                     ok=False)
     assert result.exit_code == 1
     assert f"{tmp_path / 'kmer-ridge.toml'} [search_space] key 'k_max': low 0 is refused on top of profile 'cpu'" \
         in result.output
-    (tmp_path / "kmer-ridge.toml").write_text("[cpu]\n")
-    result = invoke("tune", "--method", "kmer-ridge", "--trials", 1, "--train", sim_train, "--storage", "memory",
-                    ok=False)
+    (tmp_path / "test-tune-nospace.toml").write_text("[cpu]\n")
+    result = invoke("tune", "--method", "test-tune-nospace", "--trials", 1, "--train", sim_train, "--storage",
+                    "memory", ok=False)
     assert result.exit_code == 1 and "declares no searchable parameters" in result.output
+    assert f"{tmp_path / 'test-tune-nospace.toml'} (e.g." in result.output  # where to add one: the user's file
     (tmp_path / "kmer-ridge.toml").write_text("[cpu]\n[search_space]\nalpha = { low = 1.0, high = 2.0 }\n")
     for setting, message in [("k_min=9", "is refused on top of profile 'cpu'"), ("alpha=3.0", "is in the search space"),
                              ("nope=1", "--set nope: not a field of KmerRidgeConfig")]:
