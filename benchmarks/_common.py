@@ -55,7 +55,7 @@ def parser(method: str, doc: str, steps: int = 2, threads_help: str = "torch.set
     ``--data``, ``--seed``, ``--json``);
     the description is the first paragraph of ``doc``. A script adds its own options to it."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    ap.add_argument("--profile", default="paper", help=f"configs/{method}.toml profile (default: paper)")
+    ap.add_argument("--profile", default="paper", help=f"profile of {method} (shipped <package>/configs/{method}.toml; default: paper)")
     ap.add_argument("--device", default="cpu", help="auto, cpu, cuda[:i], tpu, mps (default: cpu)")
     ap.add_argument("--steps", type=int, default=steps, help="timed training steps")
     ap.add_argument("--warmup", type=int, default=1, help="untimed warm-up steps")

@@ -19,7 +19,8 @@ per (registered method, check); ``harness methods new`` writes the test above in
 The checks run the method's ``"tiny"`` profile (:data:`CONTRACT_PROFILE`): a config that fits a few
 hundred rows in seconds on a CPU. Declare it in the class attribute ``profiles`` (a dict of config
 overrides, e.g. ``profiles = {"tiny": {"channels": 4, "max_epochs": 1, "progress": False}}``); a
-``[tiny]`` table of ``configs/<name>.toml`` may override it like any profile. Training data is
+``[tiny]`` table of the package's ``configs/<name>.toml`` (or of the user's ``--config-dir``) may
+override it like any profile. Training data is
 :func:`tiny_tables`: 240 generated construct-shaped rows (1 in 8 of another length) and 40 test rows.
 
 Checks (:data:`CHECK_NAMES`, in the order they run; each raises :class:`ContractError`):
@@ -280,7 +281,8 @@ class MethodChecks:
         cls: the :class:`~harness.method.Method` subclass.
         profile: the profile the fits use (default :data:`CONTRACT_PROFILE`).
         overrides: config values applied on top of the profile (e.g. a smaller ``batch_size``).
-        config_dir: directory of ``<name>.toml`` profile files (default the repository's ``configs/``).
+        config_dir: the user's directory of ``<name>.toml`` profile files, layered over the
+            profiles the plug-in's package ships (default: none).
         device: device of every fit and load.
         seed: seed of the fits and of :func:`tiny_tables`.
     """
