@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .cli_errors import friendly_errors
@@ -158,11 +159,19 @@ def methods_list(config_dir):
     table = Table(title="Registered methods")
     for col in ("name", "package", "framework", "parameters", "profiles"):
         table.add_column(col, justify="right" if col == "parameters" else "left")
+    broken = []
     for name, cls in registry.available().items():
-        n = cls().num_parameters()
-        table.add_row(name, registry.source_of(name), cls.framework, "—" if n is None else f"{n:,}",
+        try:  # one plug-in that cannot build its default model must not hide the others
+            n = cls().num_parameters()
+            params = "—" if n is None else f"{n:,}"
+        except Exception as exc:  # noqa: BLE001 - reported under the table
+            params = "error"
+            broken.append(f"{name}: {type(exc).__name__}: {exc}")
+        table.add_row(name, registry.source_of(name), cls.framework, params,
                       ", ".join(registry.profile_names(cls, config_dir)))
     console.print(table)
+    for line in broken:
+        console.print(f"[red]{escape(line)}")
 
 
 @methods.command("new")
