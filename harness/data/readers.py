@@ -594,3 +594,147 @@ def read_public_ids(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     except (ValueError, TypeError) as exc:
         raise DataError(f"{path}: keys must be test indices ('12' or '12,34') with numeric values: {exc}") from exc
     return ids, truth
+
+
+# --------------------------------------------------------------------------------------------
+# Sequences without targets: the input of ``harness predict`` and ``harness variant-effect``
+# --------------------------------------------------------------------------------------------
+
+#: Bad lines named in one :class:`DataError` of :func:`read_sequences` before "... and N more".
+_SHOWN = 5
+
+
+def sequence_problems(seqs: list[str], max_length: int = MAX_LENGTH) -> dict[int, str]:
+    """The sequence checks of :func:`read_table`, for sequences without targets.
+
+    Args:
+        seqs: ``N`` sequences (str).
+        max_length: longest sequence accepted, in nt.
+
+    Returns:
+        ``{index: problem}`` for each bad sequence (the first problem of each, worded as
+        :func:`read_table` words it): ``empty sequence``, ``sequence of N nt exceeds the limit
+        ...``, ``sequence has 'X' at position P, not a nucleotide letter``. Empty when all are good.
+    """
+    problems: dict[int, tuple[str, str]] = {}
+    if seqs:
+        _classify(list(seqs), ["0"] * len(seqs), problems, max_length)
+    return {i: message for i, (_, message) in sorted(problems.items())}
+
+
+def raise_bad_lines(path: str | Path, problems: dict[int, str], what: str = "lines") -> None:
+    """Raise one :class:`DataError` listing ``{line: problem}`` as ``path:line: problem`` (the first
+    five, then how many more), or return when there is none."""
+    if not problems:
+        return
+    ordered = sorted(problems)
+    shown = "\n".join(f"{path}:{line}: {problems[line]}" for line in ordered[:_SHOWN])
+    more = f"\n... and {len(ordered) - _SHOWN} more bad {what}" if len(ordered) > _SHOWN else ""
+    raise DataError(shown + more)
+
+
+def read_sequences(path: str | Path, max_length: int = MAX_LENGTH) -> SeqTable:
+    """Read sequences to predict: one sequence a line, ``sequence<TAB>anything`` lines (the
+    training and test files qualify: the second column is ignored), or FASTA; plain or gzip
+    (recognised by its magic bytes, as in :func:`read_table`; xz, zstd, zip and bzip2 refused).
+
+    Lines: every non-blank line is one sequence (surrounding spaces ignored), its id is its
+    1-based line number. FASTA (the first non-blank line starts with ``>``): each record's id is
+    the first word of its header, its sequence the concatenation of the lines up to the next
+    header (wrapped FASTA); lines starting with ``;`` are comments. Blank lines are skipped in
+    both. Sequences are checked as :func:`read_table` checks them (:func:`sequence_problems`):
+    nucleotide letters only (A, C, G, T and the IUPAC ambiguity codes, either case; ambiguity
+    codes become N), not empty, at most ``max_length`` nt.
+
+    Returns:
+        :class:`SeqTable` without targets; ``meta["ids"]``: ``list[str]`` the ids,
+        ``meta["line"]``: ``(N,) int64`` the 1-based line of each sequence (a FASTA record's
+        header line), ``meta["format"]``: ``"lines"`` or ``"fasta"``.
+
+    Raises:
+        DataError: a missing, empty or undecompressable file, no sequence in it, or bad lines:
+            ``file:line: problem`` (the first five, then how many more) -- a non-nucleotide
+            character (its position in the line), an empty FASTA record, a sequence longer than
+            ``max_length``, sequence text before the first FASTA header, a header without a name.
+    """
+    path = Path(path)
+    if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length < 1:
+        raise ValueError(f"max_length must be a positive number of nt, got {max_length!r}")
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
+    with _plain_file(path) as source:
+        text = source.read_bytes().decode("utf-8", errors="replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    if first.lstrip().startswith(">"):
+        seqs, ids, where, problems = _fasta_records(lines, int(max_length))
+        fmt = "fasta"
+    else:
+        seqs, ids, where = [], [], []
+        for number, line in enumerate(lines, start=1):
+            seq = line.split("\t", 1)[0].strip()
+            if seq or line.strip():
+                seqs.append(seq)
+                ids.append(str(number))
+                where.append(number)
+        found = sequence_problems(seqs, int(max_length))
+        problems = {where[i]: ("a FASTA header, but the file does not start with one: a FASTA file's first line "
+                               "is its first '>name' header" if seqs[i].startswith(">") else message)
+                    for i, message in found.items()}
+        fmt = "lines"
+    raise_bad_lines(path, problems)
+    if not seqs:
+        raise DataError(f"{path}: the file holds no sequence")
+    codes, lengths = encoding.encode(seqs)
+    table = SeqTable(codes, lengths, None, str(path))
+    table.meta.update(ids=ids, line=np.asarray(where, dtype=np.int64), format=fmt)
+    return table
+
+
+def _fasta_records(lines: list[str], max_length: int) -> tuple[list[str], list[str], list[int], dict[int, str]]:
+    """``(sequences, ids, header lines, {line: problem})`` of FASTA text split into lines; each
+    sequence line is checked on its own, so a bad letter is named at its line and column."""
+    seqs, ids, where, problems = [], [], [], {}
+    parts: list[str] = []
+    body_lines: list[str] = []
+    body_at: list[int] = []
+
+    def close() -> None:
+        if not ids:
+            return
+        seq = "".join(parts)
+        if not seq:
+            problems.setdefault(where[-1], f"FASTA record {ids[-1]!r} has no sequence")
+        elif len(seq) > max_length:
+            problems.setdefault(where[-1], f"FASTA record {ids[-1]!r}: sequence of {len(seq):,} nt exceeds the "
+                                           f"limit of {max_length:,} nt (max_length)")
+        seqs.append(seq)
+
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(";"):
+            continue
+        if stripped.startswith(">"):
+            close()
+            name = stripped[1:].split(maxsplit=1)
+            if not name:
+                problems[number] = "FASTA header without a name"
+            ids.append(name[0] if name else f"line{number}")
+            where.append(number)
+            parts = []
+            continue
+        if not ids:
+            problems[number] = "sequence text before the first FASTA header ('>name')"
+            continue
+        parts.append(stripped)
+        body_lines.append(stripped)
+        body_at.append(number)
+    close()
+    # letters, line by line (the length limit is the record's, checked in close())
+    for i, message in sequence_problems(body_lines, max(max_length, max(map(len, body_lines), default=1))).items():
+        problems.setdefault(body_at[i], message)
+    return seqs, ids, where, problems
