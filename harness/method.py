@@ -120,6 +120,13 @@ class Method(abc.ABC):
     search_space: ClassVar[dict[str, dict[str, Any]]] = {}
     paper_num_parameters: ClassVar[int | None] = None
     uses_accelerator: ClassVar[bool | None] = None
+    #: True where ``predict`` post-processes over the rows of the call (e.g. a quantile transform),
+    #: so a row's prediction depends on the other rows; ``harness predict`` then predicts the whole
+    #: input in one call per fold and says so in its header.
+    predictions_depend_on_set: bool = False
+    #: the scale of ``predict``'s output when it is not the training target's (None), e.g.
+    #: ``"normal CDF level in [0, 1]"``; ``harness predict`` writes it into its header.
+    prediction_units: str | None = None
 
     def __init__(self, config: MethodConfig | None = None, *, seed: int = 0, device: str = "auto",
                  work_dir: str | os.PathLike | None = None) -> None:

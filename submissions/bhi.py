@@ -595,6 +595,12 @@ class BHI(TorchMethod):
     paper_num_parameters = 6_875_137  # write-up §2
     Net = BHINet
 
+    @property
+    def prediction_units(self) -> str | None:
+        """``normal_cdf``: the team's post-processed level; ``quantile``: a training-target quantile level."""
+        return {"normal_cdf": "normal CDF level in [0, 1] (the team's post-processing)",
+                "quantile": "quantile level in [0, 1] of the training targets"}.get(self.config.postprocess)
+
     def __init__(self, config: BHIConfig | None = None, *, seed: int = 0, device: str = "auto", work_dir=None) -> None:
         super().__init__(config, seed=seed, device=device, work_dir=work_dir)
         self.target_std: float | None = None

@@ -768,6 +768,15 @@ class HighSchoolers(TorchMethod):
     paper_num_parameters = PAPER_NUM_PARAMETERS
     Net = HighSchoolersNet
 
+    @property
+    def predictions_depend_on_set(self) -> bool:
+        """With ``quantile_output`` each prediction is a quantile level among the rows predicted together."""
+        return bool(self.config.quantile_output)
+
+    @property
+    def prediction_units(self) -> str | None:
+        return "uniform quantile level in [0, 1] among the rows predicted together" if self.config.quantile_output else None
+
     def __init__(self, config: HighSchoolersConfig | None = None, *, seed: int = 0, device: str = "auto",
                  work_dir=None) -> None:
         super().__init__(config, seed=seed, device=device, work_dir=work_dir)

@@ -383,3 +383,15 @@ def test_ism_map_tsv_and_png(finished, tmp_path):
                     "--ism sequence: sequence has 'X' at position 3")
     usage = _cli("variant-effect", finished, "--method", "kmer-ridge")
     assert usage.exit_code == 2 and "give either PAIRS or --ism SEQUENCE" in usage.output
+
+
+def test_team_plug_ins_declare_set_dependence_and_units():
+    """High Schoolers' paper quantile transform and BHI's normal CDF change what `harness predict` reports."""
+    from harness import registry
+
+    hs = registry.get("highschoolers")
+    assert hs().predictions_depend_on_set and "quantile level" in hs().prediction_units
+    cpu = hs(registry.load_profile(hs, "cpu").config)
+    assert not cpu.predictions_depend_on_set and cpu.prediction_units is None
+    assert "normal CDF" in registry.get("bhi")().prediction_units
+    assert registry.get("kmer-ridge")().prediction_units is None
