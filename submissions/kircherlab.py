@@ -932,7 +932,7 @@ class KircherLab(Method):
         cfg = self.config
         data = prepare_data(train, valid, cfg, self.seed)
         self.data_stats = data.stats
-        tf = import_tensorflow()
+        import_tensorflow()
         model = self.build_model()
         drop = self.device_kind == "tpu"  # TPUs need static batch shapes
         train_ds = _make_dataset(data.train_codes, data.train_classes, cfg, cfg.batch_size,

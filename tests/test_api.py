@@ -6,7 +6,6 @@ import io
 import shutil
 import subprocess
 import sys
-import textwrap
 import warnings
 from pathlib import Path
 
