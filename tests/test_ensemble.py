@@ -12,7 +12,10 @@ from click.testing import CliRunner
 
 from harness.data import DataError, read_table
 from harness.data.testset import TEST_FILE
-from harness.ensemble import Stacker, ensemble_cmd, ensemble_run
+from harness.ensemble import (Stacker, ensemble_cmd, ensemble_run, load_stacker, pair_consistency,
+                              resolution_pairs)
+from harness.integrity import IntegrityError
+from harness.io import UnsafePath
 from harness.io import write_json, write_npy
 from harness.splits import SplitSpec, fingerprint, make_assignment
 
@@ -94,8 +97,9 @@ def test_lightgbm_stacker_beats_both_members(tmp_path, test_truth):
     info = json.loads((out / "ensemble.json").read_text())
     assert info["stacker"] == "lightgbm" and info["members"] == ["A", "B"] and info["fallback"] is False
     assert info["inner_cv"]["folds"] == 5
-    shares = info["feature_importance"]
-    assert shares["gain_share[A]"] > 0.25 and shares["gain_share[B]"] > 0.25
+    weights = info["weights"]  # the blend the LightGBM residual starts from
+    assert weights["weight[A]"] > 0.5 and weights["weight[B]"] > 0.5
+    assert info["oof"]["stacker"]["pair_consistency"] == 1.0  # strictly increasing in both members
     assert info["oof"]["stacker"]["score"] == pytest.approx(result.stacker_oof["score"])
     scores = json.loads((out / "scores.json").read_text())
     assert set(scores["boards"]) == {"public", "private", "full"}
@@ -120,10 +124,10 @@ def test_truth_plus_noise_member_is_never_beaten_by_the_ensemble(tmp_path, test_
     run = truth_and_noise_run(tmp_path / "run", test_truth)
     result = ensemble_run(run, "lightgbm", n_jobs=1)
     assert result.best_member == "A"
-    # the guard: what the ensemble uses is at least as good as the best member on the OOF score
-    assert result.oof_scores["score"] >= result.member_oof["A"]["score"]
+    # the guard: what the ensemble uses is at least as good as the best member on the criterion
+    assert result.oof_scores["criterion"] >= result.member_oof["A"]["criterion"]
     if not result.fallback:
-        assert result.details["gain_share[A]"] > 0.9  # the noise member is ignored
+        assert result.details["weight[B]"] < 0.05 * result.details["weight[A]"]  # the noise member is ignored
     assert json.loads((run / "methods" / "ensemble" / "ensemble.json").read_text())["fallback"] is result.fallback
 
     # the mean of z-scores averages truth with noise: worse than A, so it must fall back to A
@@ -264,3 +268,118 @@ def test_member_scores_come_from_test_npy_not_scores_json(tmp_path, test_truth):
     got = result.member_boards["A"]["private"].pearson_score
     assert got == pytest.approx(score(reversed_a, test_set, "private").pearson_score, abs=1e-12)
     assert got < 0.05 < stale.pearson_score - 0.5  # reversed: no signal left; the cache said otherwise
+
+
+def test_default_stacker_keeps_resolution_and_auto_rejects_the_flattening_one(tmp_path, test_truth):
+    """Issue 19: the plain LightGBM stacker's piecewise-constant output shared values across most
+    test sequences and set SNV alt − ref to exactly 0; the default stacker (linear blend + monotone
+    LightGBM residual) resolves like its members, and ``auto`` never picks the flattening one."""
+    run = additive_run(tmp_path / "run", test_truth, seed=10)
+    plain = ensemble_run(run, "lightgbm-plain", n_jobs=1)
+    assert plain.resolution["ensemble"]["distinct"] < 0.9  # the mean of 5 piecewise-constant fits
+    assert plain.stacker_oof["pair_consistency"] < 0.95  # ties on close member predictions
+    default = ensemble_run(run, "lightgbm", n_jobs=1)
+    res = default.resolution
+    assert res["ensemble"]["distinct"] >= 0.99 and res["A"]["distinct"] >= 0.99
+    assert res["ensemble"]["snv_zero"] == res["A"]["snv_zero"] == 0.0 < plain.resolution["ensemble"]["snv_zero"]
+    assert default.stacker_oof["pair_consistency"] == 1.0
+    snv = default.boards["private"].categories["SNVs"]
+    assert snv.spearman > plain.boards["private"].categories["SNVs"].spearman
+
+    auto = ensemble_run(run, n_jobs=1)  # the default: auto
+    assert set(auto.candidates) == {"lightgbm", "linear", "mean", "lightgbm-plain"}
+    assert auto.stacker != "lightgbm-plain" and not auto.fallback
+    assert auto.candidates["lightgbm-plain"]["criterion"] < auto.candidates["lightgbm-plain"]["score"]
+    info = json.loads((run / "methods" / "ensemble" / "ensemble.json").read_text())
+    assert info["requested"] == "auto" and info["stacker"] == auto.stacker
+    assert info["oof"]["candidates"]["lightgbm-plain"]["pair_consistency"] < 0.95
+    per = info["per_category"]["private"]["SNVs"]
+    assert per["weight"] == 1.25 and per["ensemble"] == [pytest.approx(auto.boards["private"].categories["SNVs"].pearson),
+                                                        pytest.approx(auto.boards["private"].categories["SNVs"].spearman)]
+    assert set(per) >= {"A", "B"}
+
+
+def test_pair_consistency_counts_ties_and_reversals_as_misses():
+    rng = np.random.default_rng(11)
+    members = rng.normal(size=(2000, 2))
+    pairs = resolution_pairs(members, np.arange(2000) % 3)
+    assert len(pairs) > 900 and (pairs[:, 0] < pairs[:, 1]).all()
+    assert pair_consistency(members.sum(axis=1), members, pairs) == 1.0  # strictly increasing in both
+    assert pair_consistency(np.exp(members[:, 0]) + 0.1 * members[:, 1], members, pairs) == 1.0
+    assert pair_consistency(np.zeros(2000), members, pairs) == 0.0  # everything tied
+    assert pair_consistency(-members[:, 0], members, pairs) == 0.0  # reversed
+    flat = np.round(members.sum(axis=1))  # piecewise constant: close pairs mostly tie
+    assert 0.0 < pair_consistency(flat, members, pairs) < 0.5
+    groups = np.arange(2000) % 3
+    assert (groups[pairs[:, 0]] == groups[pairs[:, 1]]).all()  # both rows of a pair in one inner fold
+
+
+@pytest.mark.parametrize("stacker", ["lightgbm", "linear", "mean"])
+def test_saved_stacker_reproduces_test_predictions(tmp_path, test_truth, stacker):
+    run = additive_run(tmp_path / "run", test_truth, seed=12)
+    result = ensemble_run(run, stacker, n_jobs=1)
+    assert not result.fallback
+    f = load_stacker(run)
+    assert f.kind == stacker and f.members == ["A", "B"] and len(f.models) == 5
+    X = np.column_stack([np.load(run / "methods" / m / "test.npy") for m in ("A", "B")])
+    got = f(X)
+    assert got.dtype == np.float64 and got.shape == (71103,)
+    np.testing.assert_allclose(got, np.load(run / "methods" / "ensemble" / "test.npy"), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"expected \(N, 2\) predictions of A, B"):
+        f(X[:, :1])
+    names = {p.relative_to(run / "methods" / "ensemble" / "stacker").as_posix()
+             for p in (run / "methods" / "ensemble" / "stacker").rglob("*") if p.is_file()}
+    expected = {"lightgbm": {"linear.json", "lightgbm.txt"}, "linear": {"linear.json"}, "mean": {"mean.json"}}[stacker]
+    assert names == {"stacker.json"} | {f"fold{k}/{n}" for k in range(5) for n in expected}
+    assert not any(n.endswith((".pkl", ".pickle", ".joblib")) for n in names)
+
+
+def test_load_stacker_verifies_before_loading(tmp_path, test_truth):
+    run = additive_run(tmp_path / "run", test_truth, seed=13)
+    ensemble_run(run, "lightgbm", n_jobs=1)
+    stacker_dir = run / "methods" / "ensemble" / "stacker"
+    model = stacker_dir / "fold2" / "lightgbm.txt"
+    original = model.read_bytes()
+    model.write_bytes(original.replace(b"shrinkage=0.05", b"shrinkage=0.95", 1))  # same size, other content
+    with pytest.raises(IntegrityError, match="fold2/lightgbm.txt: content differs"):
+        load_stacker(run)
+    model.write_bytes(original)
+    load_stacker(run)
+    (stacker_dir / "fold0" / "planted.json").write_text("{}")
+    with pytest.raises(IntegrityError, match="planted.json: not a file the harness saved"):
+        load_stacker(run)
+    (stacker_dir / "fold0" / "planted.json").unlink()
+    linear = stacker_dir / "fold1" / "linear.json"
+    linear.rename(tmp_path / "linear.json")
+    linear.symlink_to(tmp_path / "linear.json")
+    with pytest.raises((IntegrityError, UnsafePath), match="linear.json"):
+        load_stacker(run)
+
+    # on fallback the saved "stacker" is the best member's column
+    result = ensemble_run(run, Backwards())
+    assert result.fallback
+    f = load_stacker(run)
+    assert f.kind == "member" and f.member == result.best_member and not (stacker_dir / "fold0").exists()
+    X = np.column_stack([np.load(run / "methods" / m / "test.npy") for m in ("A", "B")])
+    np.testing.assert_array_equal(f(X), np.load(run / "methods" / "ensemble" / "test.npy"))
+
+
+def test_cli_reports_per_category_gains_and_losses(tmp_path, test_truth):
+    run = additive_run(tmp_path / "run", test_truth, seed=14)
+    cli = CliRunner().invoke(ensemble_cmd, [str(run), "--stacker", "linear"], env={"COLUMNS": "120"})
+    assert cli.exit_code == 0, cli.output
+    assert "Ensemble vs members per category, private board" in cli.output
+    for text in ("− A", "− B", "SNVs", "motif_tiling", "distinct / SNV", "pair"):
+        assert text in cli.output
+
+
+def test_loaded_stacker_has_the_interface_harness_predict_uses(tmp_path, test_truth):
+    run = additive_run(tmp_path / "run", test_truth, seed=15)
+    ensemble_run(run, "linear", seq_features=True)
+    f = load_stacker(run)
+    table = read_table(REAL_DATA / TEST_FILE)
+    X = np.column_stack([np.load(run / "methods" / m / "test.npy") for m in f.members])
+    np.testing.assert_allclose(f.predict(X, table), np.load(run / "methods" / "ensemble" / "test.npy"), atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="uses sequence features"):
+        f(X)
+    assert f.features == ["A", "B", "gc_content", "length"] and "expression" in f.units
