@@ -473,16 +473,15 @@ def ensemble_stacker(run_dir: str | os.PathLike):
     if not (ens_dir / "test.npy").is_file():
         raise EnsembleNotSaved(f"{run_dir}: no ensemble in this run; run `harness ensemble {run_dir}` first, "
                                "with a harness that saves the ensemble's stacker")
-    from . import ensemble
+    from .ensemble import load_stacker
 
-    loader = getattr(ensemble, "load_stacker", None)
-    if loader is None or not (ens_dir / "stacker").is_dir():
+    if not (ens_dir / "stacker").is_dir():
         raise EnsembleNotSaved(
             f"{ens_dir}: the ensemble's stacker was not saved (this run's `harness ensemble` kept only its "
             "predictions, stacker_test.npy and test.npy), so it cannot predict new sequences; re-run "
             f"`harness ensemble {run_dir}` with a harness that saves its stacker, or predict with a member "
             f"(--method {'|'.join(m for m in run_methods(run_dir) if m != ENSEMBLE) or 'NAME'})")
-    return loader(run_dir)
+    return load_stacker(run_dir)
 
 
 # --------------------------------------------------------------------------------------------

@@ -287,29 +287,17 @@ def test_ensemble_without_a_saved_stacker_says_what_to_do(copy_run, simulated_di
         RunPredictor.open(copy_run, "ensemble")
 
 
-def test_ensemble_with_a_saved_stacker_stacks_member_predictions(copy_run, simulated_dir, monkeypatch):
-    """The interface expected from issue 19's ``harness.ensemble.load_stacker``: members' fold means
-    as columns, and the sequences, go to the stacker's ``predict``."""
-    import harness.ensemble
+def test_ensemble_prediction_reproduces_the_ensembles_test_npy(simulated_dir, tmp_path):
+    """`harness ensemble` saves its stacker; `predict --method ensemble` on the test sequences gives
+    the ensemble's test.npy (members' fold means stacked by the verified, reloaded stacker)."""
+    from harness.ensemble import ensemble_run
 
-    ens = copy_run / "methods" / "ensemble"
-    write_npy(ens / "test.npy", np.zeros(3))
-    (ens / "stacker").mkdir()
-    seen = {}
-
-    class Saved:
-        members = ["kmer-ridge"]
-
-        def predict(self, columns, table):
-            seen["columns"], seen["n"] = columns, len(table)
-            return 2.0 * columns[:, 0] + table.lengths
-
-    monkeypatch.setattr(harness.ensemble, "load_stacker", lambda run_dir: Saved(), raising=False)
-    test_file = simulated_dir / TEST_FILE
-    got = RunPredictor.open(copy_run, "ensemble").predict(test_file)
-    member = np.load(copy_run / "methods" / "kmer-ridge" / "test.npy")
-    np.testing.assert_array_equal(seen["columns"][:, 0], member)
-    np.testing.assert_array_equal(got, 2.0 * member + read_table(test_file).lengths)
+    out = tmp_path / "run"
+    run(RunSpec(["kmer-ridge", "kmer-lgbm"], simulated_dir, split=SplitSpec("kfold", folds=2, seed=3), profile="tiny",
+                out=out), _quiet())
+    ensemble_run(out, "linear")
+    got = RunPredictor.open(out, "ensemble").predict(simulated_dir / TEST_FILE)
+    np.testing.assert_allclose(got, np.load(out / "methods" / "ensemble" / "test.npy"), rtol=0, atol=1e-12)
 
 
 # ----- variant effects and ISM ------------------------------------------------------------------------
