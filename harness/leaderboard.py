@@ -14,11 +14,21 @@ prediction files scored by the same scorer (:mod:`harness.scoring`) on the first
 files holding only the 9,045 public-leaderboard ids appear on the public board only and are listed
 as absent elsewhere.
 
-The HTML report embeds its plots as base64 PNG (matplotlib, Agg canvas; no pyplot state, no
-external file or network resource): per-category Pearson r / Spearman ρ bars for each entry,
-predicted-vs-measured hexbins for the best method (of the runs, not an ensemble; else the best
-published entry) and for every ensemble, and the correlation matrix
-of the entries' test predictions on the board.
+Uncertainty (``--bootstrap N``, default 200, 0 disables; ``--seed``): every ranked entry gets 95 %
+percentile bootstrap intervals of both scores and of every category's r and ρ, and a paired
+difference to #1 on the same draws (:func:`harness.scoring.bootstrap.bootstrap_board`: each
+category's members, sequences or pairs, resampled independently). Table and Markdown show the
+score intervals and, in the notes, whether #1 and #2 differ significantly; CSV, JSON and HTML
+carry every interval and the difference of each row to #1.
+
+The HTML report is one self-contained file: the table (sortable by a click on a column header, a
+few lines of inline JavaScript; fits a 1280-pixel window), the per-category intervals, and plots
+as base64 PNG (matplotlib, Agg canvas; no pyplot state, no external file or network resource):
+per-category Pearson r / Spearman ρ bars with their intervals for each entry, the SNV effects
+(predicted vs measured alt − ref, the heaviest category, weight 1.25) and per-category
+predicted-vs-measured small multiples for the best method (of the runs, not an ensemble; else the
+best published entry) and for every ensemble, and the correlation matrix of the entries' test
+predictions on the board.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import base64
 import csv
 import html
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,17 +45,20 @@ import click
 import numpy as np
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .data import DataError, TestSet, load_test_set, resolve_data_dir
+from .data.testset import PAIR_CATEGORIES
 from .cli_errors import friendly_errors
 from .ensemble import ENSEMBLE, read_run_json, run_methods, run_test_set, same_snv_source, snv_pairs_of
 from .io import read_json, write_text
 from .report import partial_note, rank_methods, score_text
 from .scoring import BOARDS, WEIGHTS, BoardScore, read_predictions, score
+from .scoring.bootstrap import DEFAULT_RESAMPLES, LEVEL, bootstrap_board, category_values
 from .scoring.scorer import board_members
 
-FORMATS = ("table", "md", "csv", "html")
+FORMATS = ("table", "md", "csv", "json", "html")
 PREDICTION_SUFFIXES = (".json", ".txt", ".tsv")
 #: Default reference directory inside a data directory (the published challenge predictions).
 REFERENCE_DIR = "reference_predictions"
@@ -63,6 +77,7 @@ class Entry:
         pred_path: the run's ``test.npy`` or the published prediction file.
         run_dir: the run directory (None for an external entry).
         note: e.g. the ensemble's fallback decision, or ``"public-leaderboard ids only"``.
+        test: the test set the entry was scored on (the run's; the first run's for an external entry).
     """
 
     name: str
@@ -75,6 +90,7 @@ class Entry:
     note: str = ""
     simulated: bool = False
     _pred: np.ndarray | None = field(default=None, repr=False)
+    test: TestSet | None = field(default=None, repr=False)
 
     def predictions(self, test: TestSet | None) -> np.ndarray | None:
         """``(N_test,) float64`` test predictions (NaN where a public-only file has none), or None."""
@@ -98,13 +114,35 @@ class Row:
 
 
 @dataclass
+class Intervals:
+    """Bootstrap intervals of one ranked row (:func:`add_intervals`), each ``(lo, hi)``.
+
+    Attributes:
+        pearson_score, spearman_score: the two board scores.
+        categories: category -> ``{"pearson": (lo, hi), "spearman": (lo, hi)}`` (r and ρ).
+        delta: ``{"pearson": (Δ, lo, hi), "spearman": ...}``: this row's score minus #1's, point
+            value and the interval of the paired per-draw difference; None for #1 itself and for
+            a row scored on another test set than #1 (no common draws).
+    """
+
+    pearson_score: tuple[float, float]
+    spearman_score: tuple[float, float]
+    categories: dict[str, dict[str, tuple[float, float]]]
+    delta: dict[str, tuple[float, float, float]] | None = None
+
+
+@dataclass
 class Leaderboard:
-    """The entries of one board, ranked; ``test`` is the primary test set when it was loaded."""
+    """The entries of one board, ranked; ``test`` is the primary test set when it was loaded;
+    ``intervals`` (entry name -> :class:`Intervals`) and ``bootstrap`` (``{"resamples", "seed",
+    "level"}``) are filled by :func:`add_intervals`."""
 
     board: str
     rows: list[Row]
     notes: list[str]
     test: TestSet | None = None
+    intervals: dict[str, Intervals] = field(default_factory=dict)
+    bootstrap: dict | None = None
 
     @property
     def ranked(self) -> list[Row]:
@@ -195,7 +233,8 @@ def collect(run_dirs: list[Path], reference: str | Path | None = None, data: Pat
             pred = load_predictions(test_path, len(test))
             scored = {b: score(pred, test, b) for b in _boards_of(test) if boards is None or b in boards}
             entries.append(Entry(method, method, run_dir.name, False, scored, test_path, run_dir,
-                                 _scores_note(mdir / "scores.json", method), bool(info.get("simulated")), _pred=pred))
+                                 _scores_note(mdir / "scores.json", method), bool(info.get("simulated")), _pred=pred,
+                                 test=test))
     if primary_info is None and (reference is not None or need_test):
         if data is None:
             raise ValueError("no run directory given: pass --data DIR (or set HARNESS_DATA) for the test set")
@@ -218,7 +257,8 @@ def collect(run_dirs: list[Path], reference: str | Path | None = None, data: Pat
                 notes.append(f"{path}: covers no whole board, left out")
                 continue
             note = "public-leaderboard ids only" if set(boards) == {"public"} else ""
-            entries.append(Entry(path.stem, path.stem, "published", True, boards, path, None, note, _pred=pred))
+            entries.append(Entry(path.stem, path.stem, "published", True, boards, path, None, note, _pred=pred,
+                                 test=primary))
         notes.append(f"external (source 'published'): published prediction files from {ref_dir}, "
                      "scored by this harness's scorer")
     if not entries:
@@ -237,7 +277,7 @@ def _scores_note(path: Path, method: str) -> str:
     if not isinstance(raw, dict):
         return ""
     if raw.get("fallback"):
-        return f"fallback to {raw.get('used')}: its stacker was worse on the OOF score"
+        return f"fallback to {raw.get('used')}: its stacker was worse on the selection criterion (OOF r + ρ and pair consistency)"
     if method == ENSEMBLE and raw.get("stacker"):
         return f"{raw['stacker']} stacker"
     return ""
@@ -292,6 +332,78 @@ def build(entries: list[Entry], board: str, notes: list[str] | None = None, test
     return Leaderboard(board, rows, out_notes + list(notes or []), test)
 
 
+def add_intervals(lb: Leaderboard, resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = LEVEL) -> None:
+    """Fill ``lb.intervals`` and ``lb.bootstrap`` and add the notes: percentile bootstrap intervals
+    (:func:`harness.scoring.bootstrap.bootstrap_board`, ``resamples`` draws, ``seed``) of every
+    ranked row's two scores and category r / ρ, and each row's paired difference to #1. Rows
+    scored on the same test set share the draws; a row on another test set (another data
+    directory or SNV-pair file) gets its own draws and no difference to #1.
+
+    Raises:
+        ValueError: ``resamples`` < 1, a negative seed, or a prediction that cannot be read back.
+    """
+    groups: dict[int, list[Row]] = {}
+    for row in lb.ranked:
+        groups.setdefault(id(row.entry.test), []).append(row)
+    top = lb.ranked[0]
+    pct = f"{100 * level:g} %"
+    for rows in groups.values():
+        test = rows[0].entry.test
+        preds = {}
+        for row in rows:
+            pred = row.entry.predictions(test)
+            if test is None or pred is None:
+                raise ValueError(f"{row.entry.name}: no predictions to resample")
+            preds[row.entry.name] = pred
+        boot = bootstrap_board(preds, test, lb.board, resamples, seed, level)
+        for row in rows:
+            name = row.entry.name
+            cats = {c: {k: boot.interval(name, k, c) for k in ("pearson", "spearman")} for c in boot.n}
+            delta = None
+            if top in rows and row is not top:
+                delta = {k: (getattr(row.score, f"{k}_score") - getattr(top.score, f"{k}_score"),
+                             *boot.difference(name, top.entry.name, k)) for k in ("pearson", "spearman")}
+            lb.intervals[name] = Intervals(boot.interval(name, "pearson"), boot.interval(name, "spearman"), cats, delta)
+    lb.bootstrap = {"resamples": resamples, "seed": seed, "level": level}
+    notes = [f"[lo, hi]: {pct} percentile bootstrap interval, {resamples} resamples (seed {seed}) of each category's "
+             "members (sequences; pairs for pair categories), every category redrawn independently in each resample "
+             "and every entry on the same draws; the score intervals leave out that 'all' shares sequences with the "
+             "other categories (harness.scoring.bootstrap)"]
+    if len(lb.ranked) >= 2:
+        second = lb.ranked[1]
+        d = lb.intervals[second.entry.name].delta
+        if d is None:
+            notes.append(f"#1 {_label(top.entry)} and #2 {_label(second.entry)} were scored on different test sets: "
+                         "no paired difference")
+        else:
+            sig = [k for k in ("pearson", "spearman") if d[k][1] > 0 or d[k][2] < 0]
+            verdict = ("neither difference is significant" if not sig else "both differences are significant"
+                       if len(sig) == 2 else f"only the {sig[0].capitalize()} score difference is significant")
+            notes.append(f"#1 {_label(top.entry)} − #2 {_label(second.entry)} on the same draws: Pearson score "
+                         f"{_delta_text(-d['pearson'][0], -d['pearson'][2], -d['pearson'][1])}, Spearman score "
+                         f"{_delta_text(-d['spearman'][0], -d['spearman'][2], -d['spearman'][1])}: {verdict} at {pct}")
+    lb.notes[1:1] = notes
+
+
+def _outwards(lo: float, hi: float) -> tuple[float, float]:
+    """``(lo, hi)`` rounded outwards to 3 decimals: the shown interval holds the computed one, so a
+    4-decimal value inside it is never shown outside it."""
+    return float(np.floor(lo * 1000 + 1e-9) / 1000), float(np.ceil(hi * 1000 - 1e-9) / 1000)
+
+
+def _delta_text(value: float, lo: float, hi: float) -> str:
+    lo, hi = _outwards(lo, hi)
+    return f"{value:+.4f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def _ci(bounds: tuple[float, float] | None) -> str:
+    """``[lo, hi]`` with 3 decimals, rounded outwards (:func:`_outwards`); ``""`` without an interval."""
+    if not bounds:
+        return ""
+    lo, hi = _outwards(*bounds)
+    return f"[{lo:.3f}, {hi:.3f}]"
+
+
 # --------------------------------------------------------------------------------------------
 # Renderers
 # --------------------------------------------------------------------------------------------
@@ -314,9 +426,21 @@ def _pair(score: BoardScore | None, cat: str, with_n: bool, sep: str = " / ") ->
     return f"{text} (n={s.n:,})" if with_n else text
 
 
+def _score_cell(lb: Leaderboard, row: Row, key: str, sep: str = " ") -> str:
+    """``0.2761 [0.268, 0.284]`` (``*`` after a partial score; no interval without a bootstrap);
+    ``key``: ``"pearson"`` or ``"spearman"``."""
+    s = row.score
+    if s is None:
+        return "absent"
+    text = score_text(getattr(s, f"{key}_score"), s)
+    iv = lb.intervals.get(row.entry.name)
+    return f"{text}{sep}{_ci(getattr(iv, f'{key}_score'))}" if iv else text
+
+
 def render_table(lb: Leaderboard, title: str = "Leaderboard", categories: bool = True) -> Table:
-    """Rich table: #, method, source, both scores, then (``categories``) Pearson r over Spearman ρ
-    per category, its header giving the category's ``n``."""
+    """Rich table: #, method, source, both scores (the bootstrap interval below each, when
+    computed), then (``categories``) Pearson r over Spearman ρ per category, its header giving the
+    category's ``n``."""
     ns = lb.category_n()
     table = Table(title=f"{title} · {lb.board} board", box=box.SIMPLE_HEAVY)
     table.add_column("#", justify="right", no_wrap=True)
@@ -330,11 +454,11 @@ def render_table(lb: Leaderboard, title: str = "Leaderboard", categories: bool =
     for row in lb.rows:
         s = row.score
         cells = [str(row.rank) if row.rank else "—", _label(row.entry), row.entry.source,
-                 score_text(s.pearson_score, s) if s else "absent", score_text(s.spearman_score, s) if s else "absent"]
+                 _score_cell(lb, row, "pearson", "\n"), _score_cell(lb, row, "spearman", "\n")]
         if categories:
             cells += [_pair(s, c, ns[c] is None, "\n") for c in WEIGHTS]
-        table.add_row(*cells, style=None if s else "dim")
-    table.caption = ("cells: Pearson r over Spearman ρ\n" if categories else "") + "\n".join(lb.notes)
+        table.add_row(*map(escape, cells), style=None if s else "dim")  # "[lo, hi]" is no rich markup
+    table.caption = ("cells: Pearson r over Spearman ρ\n" if categories else "") + "\n".join(map(escape, lb.notes))
     return table
 
 
@@ -348,21 +472,27 @@ def print_table(lb: Leaderboard, console: Console, title: str = "Leaderboard") -
     if needed > console.width:
         table = render_table(lb, title, categories=False)
         table.caption += (f"\nper-category columns need a terminal {needed} columns wide "
-                          "(or use --format md, csv or html)")
+                          "(or use --format md, csv, json or html)")
     console.print(table)
 
 
 def render_markdown(lb: Leaderboard, title: str = "Leaderboard") -> str:
-    """GitHub-flavoured Markdown: a title, the table (cells ``r / ρ``) and the notes as a list."""
+    """GitHub-flavoured Markdown: a title, the table (score cells ``0.2761 [0.268, 0.284]`` with a
+    bootstrap, category cells ``r / ρ``) and the notes as a list (the scheme of the intervals and
+    whether #1 and #2 differ significantly among them)."""
     ns = lb.category_n()
     head = ["#", "method", "source", "Pearson score", "Spearman score"] + [_cat_header(c, ns[c]) for c in WEIGHTS]
-    lines = [f"# {title} · {lb.board} board", "", "Cells: Pearson r / Spearman ρ per test category.", "",
+    legend = "Cells: Pearson r / Spearman ρ per test category."
+    if lb.bootstrap:
+        legend = (f"Scores: value [{100 * lb.bootstrap['level']:g} % bootstrap interval]. "
+                  "Other cells: Pearson r / Spearman ρ per test category (their intervals: --format csv, json or html).")
+    lines = [f"# {title} · {lb.board} board", "", legend, "",
              "| " + " | ".join(head) + " |", "|" + "|".join("---:" if i in (0, 3, 4) or i >= 5 else "---"
                                                            for i in range(len(head))) + "|"]
     for row in lb.rows:
         s = row.score
         cells = [str(row.rank) if row.rank else "—", _md(_label(row.entry)), _md(row.entry.source),
-                 score_text(s.pearson_score, s) if s else "absent", score_text(s.spearman_score, s) if s else "absent"]
+                 _score_cell(lb, row, "pearson"), _score_cell(lb, row, "spearman")]
         cells += [_pair(s, c, ns[c] is None) for c in WEIGHTS]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [""] + [f"- {_md(n)}" for n in lb.notes] + [""]
@@ -373,30 +503,127 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _f6(value: float | None) -> str:
+    return "" if value is None else f"{value:.6f}"
+
+
 def render_csv(lb: Leaderboard) -> str:
     """CSV, one row per entry: rank (empty when absent), method, source, external, board, status,
-    pearson_score, spearman_score, then ``<category>_n``, ``_pearson``, ``_spearman`` per category,
-    then snv_source, partial (1 when a weighted category is missing from the scores) and missing
-    (those categories, ``;``-separated)."""
+    pearson_score, pearson_score_lo, pearson_score_hi, the same for spearman_score, the paired
+    difference to #1 (``pearson_delta`` = this score − #1's, ``pearson_delta_lo``/``_hi``, the same
+    for spearman; empty for #1), then per category ``<category>_n``, ``_pearson``, ``_pearson_lo``,
+    ``_pearson_hi``, ``_spearman``, ``_spearman_lo``, ``_spearman_hi``, then snv_source, partial (1
+    when a weighted category is missing from the scores) and missing (those categories,
+    ``;``-separated). Interval columns are empty without a bootstrap (``--bootstrap 0``)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    header = ["rank", "method", "source", "external", "board", "status", "pearson_score", "spearman_score"]
+    header = ["rank", "method", "source", "external", "board", "status"]
+    for key in ("pearson", "spearman"):
+        header += [f"{key}_score", f"{key}_score_lo", f"{key}_score_hi"]
+    for key in ("pearson", "spearman"):
+        header += [f"{key}_delta", f"{key}_delta_lo", f"{key}_delta_hi"]
     for cat in WEIGHTS:
-        header += [f"{cat}_n", f"{cat}_pearson", f"{cat}_spearman"]
+        header += [f"{cat}_n"] + [f"{cat}_{key}{end}" for key in ("pearson", "spearman") for end in ("", "_lo", "_hi")]
     writer.writerow(header + ["snv_source", "partial", "missing"])
     for row in lb.rows:
-        s = row.score
+        s, iv = row.score, lb.intervals.get(row.entry.name)
         cells = [row.rank or "", row.entry.name, row.entry.source, int(row.entry.external), lb.board,
-                 "ranked" if s else "absent", f"{s.pearson_score:.6f}" if s else "", f"{s.spearman_score:.6f}" if s else ""]
+                 "ranked" if s else "absent"]
+        for key in ("pearson", "spearman"):
+            bounds = getattr(iv, f"{key}_score") if iv else (None, None)
+            cells += [_f6(getattr(s, f"{key}_score") if s else None), _f6(bounds[0]), _f6(bounds[1])]
+        for key in ("pearson", "spearman"):
+            cells += [_f6(v) for v in iv.delta[key]] if iv and iv.delta else ["", "", ""]
         for cat in WEIGHTS:
             c = s.categories.get(cat) if s else None
-            cells += [c.n, f"{c.pearson:.6f}", f"{c.spearman:.6f}"] if c else ["", "", ""]
+            cells.append(c.n if c else "")
+            for key in ("pearson", "spearman"):
+                bounds = iv.categories[cat][key] if iv and c else (None, None)
+                cells += [_f6(getattr(c, key) if c else None), _f6(bounds[0]), _f6(bounds[1])]
         writer.writerow(cells + ([s.snv_source, int(s.partial), ";".join(s.missing)] if s else ["", "", ""]))
     return buf.getvalue()
 
 
+def render_json(lb: Leaderboard, title: str = "Leaderboard") -> str:
+    """JSON: ``{"title", "board", "bootstrap": {"resamples", "seed", "level"} | null, "notes",
+    "rows": [{"rank" (null when absent), "method", "source", "external", "status", "pearson_score",
+    "spearman_score", "pearson_score_ci": [lo, hi] | null, "spearman_score_ci", "delta_vs_1":
+    {"pearson": [Δ, lo, hi], "spearman": [...]} | null, "categories": {name: {"n", "pearson",
+    "spearman", "pearson_ci", "spearman_ci"}}, "snv_source", "partial", "missing", "note"}]}``
+    (scores null for an absent row; no NaN anywhere)."""
+    rows = []
+    for row in lb.rows:
+        s, iv = row.score, lb.intervals.get(row.entry.name)
+        item = {"rank": row.rank, "method": row.entry.name, "source": row.entry.source,
+                "external": row.entry.external, "status": "ranked" if s else "absent",
+                "pearson_score": s.pearson_score if s else None, "spearman_score": s.spearman_score if s else None,
+                "pearson_score_ci": list(iv.pearson_score) if iv else None,
+                "spearman_score_ci": list(iv.spearman_score) if iv else None,
+                "delta_vs_1": {k: list(v) for k, v in iv.delta.items()} if iv and iv.delta else None,
+                "categories": {}, "snv_source": s.snv_source if s else None, "partial": s.partial if s else None,
+                "missing": list(s.missing) if s else None, "note": row.entry.note}
+        for cat, c in (s.categories.items() if s else ()):
+            cis = iv.categories.get(cat) if iv else None
+            item["categories"][cat] = {"n": c.n, "pearson": c.pearson, "spearman": c.spearman,
+                                       "pearson_ci": list(cis["pearson"]) if cis else None,
+                                       "spearman_ci": list(cis["spearman"]) if cis else None}
+        rows.append(item)
+    doc = {"title": title, "board": lb.board, "bootstrap": lb.bootstrap, "notes": lb.notes, "rows": rows}
+    return json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+#: Click a header to sort its column (again to reverse); a category header sorts on r, its "ρ" on ρ.
+#: Empty cells (absent rows, categories not scored) stay last. Hand-written: a dozen lines.
+_SORT_JS = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  var heads = Array.prototype.slice.call(table.tHead.rows[0].cells);
+  heads.forEach(function (th, col) {
+    th.addEventListener('click', function (event) {
+      var key = event.target.getAttribute('data-k') || 'data-v';
+      var dir = th.getAttribute('aria-sort') === 'descending' && th.getAttribute('data-key') === key ? 'ascending'
+        : th.getAttribute('aria-sort') === 'ascending' && th.getAttribute('data-key') === key ? 'descending'
+        : (th.getAttribute('data-first') || 'descending');
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[col].getAttribute(key), y = b.cells[col].getAttribute(key);
+        if (!x || !y) { return (!x) - (!y); }
+        var nx = parseFloat(x), ny = parseFloat(y);
+        var c = isNaN(nx) || isNaN(ny) ? x.localeCompare(y) : nx - ny;
+        return dir === 'ascending' ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+      heads.forEach(function (h) { h.removeAttribute('aria-sort'); });
+      th.setAttribute('aria-sort', dir);
+      th.setAttribute('data-key', key);
+    });
+  });
+});
+"""
+
+_CSS = ("body{font-family:sans-serif;margin:1em;color:#222;max-width:1400px}"
+        "table{border-collapse:collapse;font-size:12px;width:100%}"
+        "th,td{border:1px solid #ccc;padding:2px 4px;text-align:right;vertical-align:top}"
+        "th{background:#f0f0f0;cursor:pointer;user-select:none;font-weight:600}th small,td small{color:#666;font-weight:normal}"
+        "th[aria-sort=descending]::after{content:' ▼'}th[aria-sort=ascending]::after{content:' ▲'}"
+        "th .k{text-decoration:underline dotted}"
+        ".name{text-align:left;overflow-wrap:anywhere;max-width:16em}td.sig{font-weight:bold}"
+        "tr.absent{color:#999}tr.external td.name{font-style:italic}"
+        "details{margin:1em 0}figure{margin:1.5em 0}img{max-width:100%}")
+
+
+def _attr(value) -> str:
+    """A ``data-v`` sort key: the number with full precision, text as is, ``""`` for none."""
+    if value is None:
+        return ""
+    return repr(float(value)) if isinstance(value, (float, np.floating)) else html.escape(str(value))
+
+
 def render_html(lb: Leaderboard, title: str = "Leaderboard", max_bars: int = 12) -> str:
-    """One self-contained HTML page: the table, then the plots as embedded base64 PNG images.
+    """One self-contained HTML page: the sortable table (scores with their bootstrap intervals,
+    the difference to #1, r over ρ per category, intervals in each cell's tooltip), the
+    per-category intervals (a sortable table), then the plots as embedded base64 PNG images
+    (:func:`_plots`). No external resource; no network.
 
     Raises:
         ValueError: the primary test set was not loaded (needed for truth and board members).
@@ -405,40 +632,98 @@ def render_html(lb: Leaderboard, title: str = "Leaderboard", max_bars: int = 12)
         raise ValueError("the HTML report needs the test set of the first run (or --data)")
     ns = lb.category_n()
     esc = html.escape
-    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)} · {esc(lb.board)} board</title>",
-             "<style>body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;font-size:13px}"
-             "th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f0f0f0}"
-             "td.name,td.src{text-align:left}tr.absent{color:#999}tr.external td.name{font-style:italic}"
-             "figure{margin:1.5em 0}img{max-width:100%}</style></head><body>",
-             f"<h1>{esc(title)} · {esc(lb.board)} board</h1>",
-             "<div style=\"overflow-x:auto\"><table id=\"leaderboard\"><thead><tr><th rowspan=\"2\">#</th><th rowspan=\"2\">method</th>"
-             "<th rowspan=\"2\">source</th><th rowspan=\"2\">Pearson score</th><th rowspan=\"2\">Spearman score</th>"]
-    parts += [f"<th colspan=\"2\">{esc(_cat_header(c, ns[c]))}</th>" for c in WEIGHTS]
-    parts.append("</tr><tr>" + "<th>r</th><th>ρ</th>" * len(WEIGHTS) + "</tr></thead><tbody>")
+    boot = lb.bootstrap
+    pct = f"{100 * boot['level']:g} %" if boot else ""
+    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+             f"<meta name=\"viewport\" content=\"width=device-width\"><title>{esc(title)} · {esc(lb.board)} board</title>",
+             f"<style>{_CSS}</style></head><body>", f"<h1>{esc(title)} · {esc(lb.board)} board</h1>",
+             "<p>Click a column header to sort (a category: on r; its ρ: on ρ). Cells: Pearson r over Spearman ρ"
+             + (f"; scores with their {pct} bootstrap interval; Δ vs #1: the score minus #1's, with the interval of "
+                "the paired difference (bold: excludes 0); hover a category cell for its intervals" if boot else "")
+             + ".</p>",
+             "<table id=\"leaderboard\" class=\"sortable\"><thead><tr>"
+             "<th data-first=\"ascending\">#</th><th class=\"name\" data-first=\"ascending\">method<br><small>source</small></th>"
+             "<th>Pearson score</th><th>Spearman score</th>"
+             + ("<th>Δ vs #1<br><small><span class=\"k\">Pearson</span> / <span class=\"k\" data-k=\"data-w\">"
+                "Spearman</span></small></th>" if boot else "")]
+    parts += [f"<th>{esc(c)}<br><small>{f'n={ns[c]:,}' if ns[c] is not None else ''}</small><br>"
+              "<span class=\"k\">r</span> / <span class=\"k\" data-k=\"data-w\">ρ</span></th>" for c in WEIGHTS]
+    parts.append("</tr></thead><tbody>")
     for row in lb.rows:
-        s, e = row.score, row.entry
+        s, e, iv = row.score, row.entry, lb.intervals.get(row.entry.name)
         cls = " ".join(c for c in ("absent" if s is None else "", "external" if e.external else "") if c)
-        cells = [str(row.rank) if row.rank else "—"]
-        out = [f"<tr class=\"{cls}\">" if cls else "<tr>", f"<td>{cells[0]}</td>",
-               f"<td class=\"name\">{esc(_label(e))}</td><td class=\"src\">{esc(e.source)}</td>",
-               f"<td>{score_text(s.pearson_score, s)}</td><td>{score_text(s.spearman_score, s)}</td>" if s
-               else "<td>absent</td><td>absent</td>"]
+        out = [f"<tr class=\"{cls}\">" if cls else "<tr>", f"<td data-v=\"{_attr(row.rank)}\">{row.rank or '—'}</td>",
+               f"<td class=\"name\" data-v=\"{esc(_label(e))}\">{esc(_label(e))}<br><small>{esc(e.source)}</small></td>"]
+        for key in ("pearson", "spearman"):
+            value = getattr(s, f"{key}_score") if s else None
+            text = score_text(value, s) if s else "absent"
+            ci = f"<br><small>{_ci(getattr(iv, f'{key}_score'))}</small>" if iv else ""
+            out.append(f"<td data-v=\"{_attr(value)}\">{text}{ci}</td>")
+        if boot:
+            if iv and iv.delta:
+                lines, sig = [], False
+                for key in ("pearson", "spearman"):
+                    d, lo, hi = iv.delta[key]
+                    sig = sig or lo > 0 or hi < 0
+                    lo, hi = _outwards(lo, hi)
+                    lines.append(f"{d:+.4f} <small>[{lo:+.3f}, {hi:+.3f}]</small>")
+                sig_class = ' class="sig"' if sig else ""
+                out.append(f"<td data-v=\"{_attr(iv.delta['pearson'][0])}\" data-w=\"{_attr(iv.delta['spearman'][0])}\""
+                           f"{sig_class}>{'<br>'.join(lines)}</td>")
+            else:
+                out.append("<td data-v=\"\">—</td>")
         for cat in WEIGHTS:
             c = s.categories.get(cat) if s else None
-            n = f" title=\"n={c.n:,}\"" if c else ""
-            out.append(f"<td{n}>{c.pearson:.4f}</td><td{n}>{c.spearman:.4f}</td>" if c else "<td>—</td><td>—</td>")
+            if c is None:
+                out.append("<td data-v=\"\">—</td>")
+                continue
+            tip = f"n={c.n:,}"
+            if iv:
+                r_ci, rho_ci = iv.categories[cat]["pearson"], iv.categories[cat]["spearman"]
+                tip += f"; r {c.pearson:.4f} {_ci(r_ci)}; ρ {c.spearman:.4f} {_ci(rho_ci)}"
+            out.append(f"<td title=\"{esc(tip)}\" data-v=\"{_attr(c.pearson)}\" data-w=\"{_attr(c.spearman)}\">"
+                       f"{c.pearson:.4f}<br>{c.spearman:.4f}</td>")
         parts.append("".join(out) + "</tr>")
-    parts.append("</tbody></table></div>")
+    parts.append("</tbody></table>")
     parts.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in lb.notes) + "</ul>")
+    if boot:
+        parts.append(_category_interval_table(lb, pct))
     for caption, png in _plots(lb, max_bars):
         parts.append(f"<figure><img alt=\"{esc(caption)}\" src=\"data:image/png;base64,{png}\">"
                      f"<figcaption>{esc(caption)}</figcaption></figure>")
+    parts.append(f"<script>{_SORT_JS}</script>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
+def _category_interval_table(lb: Leaderboard, pct: str) -> str:
+    """A collapsed, sortable long table: one row per ranked entry and category with n, weight, r,
+    ρ and their intervals."""
+    esc = html.escape
+    head = ("<details><summary>Per-category " + pct + " bootstrap intervals (a row per entry and category)</summary>"
+            "<table id=\"category-intervals\" class=\"sortable\"><thead><tr><th data-first=\"ascending\">#</th>"
+            "<th class=\"name\" data-first=\"ascending\">method</th><th class=\"name\" data-first=\"ascending\">category</th><th>n</th><th>weight</th>"
+            "<th>Pearson r</th><th>r interval</th><th>Spearman ρ</th><th>ρ interval</th></tr></thead><tbody>")
+    rows = []
+    for row in lb.ranked:
+        iv = lb.intervals.get(row.entry.name)
+        for cat, c in row.score.categories.items():
+            if iv is None or cat not in iv.categories:
+                continue
+            (rlo, rhi), (slo, shi) = iv.categories[cat]["pearson"], iv.categories[cat]["spearman"]
+            rows.append(f"<tr><td data-v=\"{row.rank}\">{row.rank}</td>"
+                        f"<td class=\"name\" data-v=\"{esc(_label(row.entry))}\">{esc(_label(row.entry))}</td>"
+                        f"<td class=\"name\" data-v=\"{esc(cat)}\">{esc(cat)}</td><td data-v=\"{c.n}\">{c.n:,}</td>"
+                        f"<td data-v=\"{WEIGHTS[cat]}\">{WEIGHTS[cat]:g}</td>"
+                        f"<td data-v=\"{_attr(c.pearson)}\">{c.pearson:.4f}</td><td data-v=\"{_attr(rhi - rlo)}\">"
+                        f"{_ci((rlo, rhi))}</td><td data-v=\"{_attr(c.spearman)}\">{c.spearman:.4f}</td>"
+                        f"<td data-v=\"{_attr(shi - slo)}\">{_ci((slo, shi))}</td></tr>")
+    return head + "".join(rows) + "</tbody></table><p><small>An interval column sorts on its width.</small></p></details>"
+
+
 def _plots(lb: Leaderboard, max_bars: int) -> list[tuple[str, str]]:
-    """``[(caption, base64 PNG)]``: category bars, hexbins, correlation matrix."""
+    """``[(caption, base64 PNG)]``: category bars (with bootstrap intervals), SNV effects and
+    per-category small multiples of the best method and every ensemble, correlation matrix."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -457,43 +742,86 @@ def _plots(lb: Leaderboard, max_bars: int) -> list[tuple[str, str]]:
         for ax, key, label in zip(fig.subplots(2, 1, sharex=True), ("pearson", "spearman"), ("Pearson r", "Spearman ρ")):
             width = 0.8 / len(shown)
             for i, row in enumerate(shown):
-                values = [getattr(row.score.categories[c], key) if c in row.score.categories else np.nan for c in cats]
-                ax.bar(np.arange(len(cats)) + (i - (len(shown) - 1) / 2) * width, values, width, label=_label(row.entry))
+                values = np.array([getattr(row.score.categories[c], key) if c in row.score.categories else np.nan
+                                   for c in cats])
+                iv = lb.intervals.get(row.entry.name)
+                err = None
+                if iv:
+                    bounds = np.array([iv.categories[c][key] if c in iv.categories else (np.nan, np.nan) for c in cats])
+                    err = np.clip(np.vstack([values - bounds[:, 0], bounds[:, 1] - values]), 0, None)
+                ax.bar(np.arange(len(cats)) + (i - (len(shown) - 1) / 2) * width, values, width,
+                       yerr=err, error_kw={"elinewidth": 0.8, "capsize": 1.5}, label=_label(row.entry))
             ax.set_ylabel(label)
             ax.axhline(0, color="black", linewidth=0.5)
             ax.grid(axis="y", alpha=0.3)
         ax.set_xticks(np.arange(len(cats)), cats, rotation=20)
         fig.axes[0].legend(fontsize=8, ncol=min(4, len(shown)), loc="lower left", bbox_to_anchor=(0, 1.02))
         more = f" (top {max_bars} of {len(ranked)})" if len(ranked) > max_bars else ""
-        out.append((f"Per-category Pearson r and Spearman ρ on the {lb.board} board{more}", png(fig)))
+        whiskers = f", whiskers: {100 * lb.bootstrap['level']:g} % bootstrap intervals" if lb.bootstrap else ""
+        out.append((f"Per-category Pearson r and Spearman ρ on the {lb.board} board{more}{whiskers}", png(fig)))
 
     test = lb.test
     ids = board_members(test, lb.board)[0]
-    truth = np.asarray(test.table.y, dtype=np.float64)[ids]
     with_pred = []
     for row in ranked:
         pred = _board_predictions(row.entry, test, ids)
         if pred is not None:
             with_pred.append((row, pred))
+
     def is_ensemble(row: Row) -> bool:
         return row.entry.method == ENSEMBLE and not row.entry.external
 
     # the best method of the runs that is not an ensemble (else the best published one), then every ensemble
     singles = [(r, p) for r, p in with_pred if not is_ensemble(r)]
     best = [(r, p) for r, p in singles if not r.entry.external][:1] or singles[:1]
-    picks = best + [(r, p) for r, p in with_pred if is_ensemble(r)]
-    for row, pred in picks:
-        fig = Figure(figsize=(5.5, 5), layout="constrained")
-        ax = fig.subplots()
-        hb = ax.hexbin(truth, pred, gridsize=60, bins="log", cmap="viridis", mincnt=1)
-        fig.colorbar(hb, ax=ax, label="sequences (log)")
-        r = row.score.categories["all"]
-        ax.set_xlabel("measured expression")
-        ax.set_ylabel("predicted")
-        ax.set_title(f"{_label(row.entry)}: r = {r.pearson:.3f}, ρ = {r.spearman:.3f}", fontsize=10)
-        kind = "ensemble" if is_ensemble(row) else "best method"
-        out.append((f"Predicted vs measured ({kind}: {_label(row.entry)}), {lb.board} board, {len(ids):,} sequences",
-                    png(fig)))
+    picks = [(row, category_values(row.entry.predictions(test), test, lb.board))
+             for row, _ in best + [(r, p) for r, p in with_pred if is_ensemble(r)]]
+
+    def kind(row: Row) -> str:
+        return "ensemble" if is_ensemble(row) else "best method"
+
+    def stats(row: Row, cat: str) -> str:
+        c = row.score.categories[cat]
+        iv = lb.intervals.get(row.entry.name)
+        if iv is None:
+            return f"r = {c.pearson:.3f}, ρ = {c.spearman:.3f}"
+        return (f"r = {c.pearson:.3f} {_ci(iv.categories[cat]['pearson'])}\n"
+                f"ρ = {c.spearman:.3f} {_ci(iv.categories[cat]['spearman'])}")
+
+    snv = [(row, values["SNVs"]) for row, values in picks if "SNVs" in values]
+    if snv:
+        fig = Figure(figsize=(5.2 * len(snv) + 0.8, 5), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(1, len(snv), sharex=True, sharey=True, squeeze=False)[0])
+        for ax, (row, (p, t)) in zip(axes, snv):
+            hb = _density(ax, t, p, gridsize=60)
+            ax.axhline(0, color="grey", linewidth=0.5)
+            ax.axvline(0, color="grey", linewidth=0.5)
+            ax.set_xlabel("measured alt − ref")
+            ax.set_title(f"{_label(row.entry)} ({kind(row)})\n{stats(row, 'SNVs')}", fontsize=9)
+        axes[0].set_ylabel("predicted alt − ref")
+        if hb is not None:
+            fig.colorbar(hb, ax=list(axes), label="pairs (log)")
+        names = ", ".join(f"{kind(r)}: {_label(r.entry)}" for r, _ in snv)
+        out.append((f"SNV effects, predicted vs measured alt − ref ({names}), {lb.board} board, "
+                    f"{len(snv[0][1][1]):,} pairs (weight {WEIGHTS['SNVs']:g}, the heaviest category)", png(fig)))
+    for row, values in picks:
+        fig = Figure(figsize=(12, 11.5), layout="constrained")
+        axes = fig.subplots(3, 3).ravel()
+        for ax, cat in zip(axes, cats):
+            if cat not in values:
+                ax.set_axis_off()
+                ax.set_title(f"{cat}: not scored on this board", fontsize=9)
+                continue
+            p, t = values[cat]
+            _density(ax, t, p, gridsize=45)
+            pair = " alt − ref" if cat in PAIR_CATEGORIES else ""
+            ax.set_xlabel(f"measured{pair}", fontsize=8)
+            ax.set_ylabel(f"predicted{pair}", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.set_title(f"{cat} (n={len(t):,}, w={WEIGHTS[cat]:g})\n{stats(row, cat)}", fontsize=9)
+        fig.suptitle(f"{_label(row.entry)} ({kind(row)}), {lb.board} board", fontsize=11)
+        out.append((f"Predicted vs measured per category ({kind(row)}: {_label(row.entry)}), {lb.board} board, "
+                    f"{len(ids):,} sequences", png(fig)))
     if len(with_pred) >= 2:
         names = [_label(r.entry) for r, _ in with_pred]
         corr = np.corrcoef(np.vstack([p for _, p in with_pred]))
@@ -511,6 +839,19 @@ def _plots(lb: Leaderboard, max_bars: int) -> list[tuple[str, str]]:
         fig.colorbar(im, ax=ax, label="Pearson r")
         out.append((f"Correlation of the entries' test predictions on the {lb.board} board", png(fig)))
     return out
+
+
+#: Up to this many points a panel is a scatter plot; above, a log-count hexbin.
+SCATTER_MAX = 3000
+
+
+def _density(ax, x: np.ndarray, y: np.ndarray, gridsize: int):
+    """Scatter (≤ :data:`SCATTER_MAX` points) or log-count hexbin of ``y`` against ``x`` on ``ax``;
+    returns the hexbin (for a colour bar) or None."""
+    if len(x) <= SCATTER_MAX:
+        ax.scatter(x, y, s=4, alpha=min(0.8, max(0.25, 300 / len(x))), linewidths=0, color="#3b528b")
+        return None
+    return ax.hexbin(x, y, gridsize=gridsize, bins="log", cmap="viridis", mincnt=1)
 
 
 def _board_predictions(entry: Entry, test: TestSet, ids: np.ndarray) -> np.ndarray | None:
@@ -532,27 +873,36 @@ def _board_predictions(entry: Entry, test: TestSet, ids: np.ndarray) -> np.ndarr
 
 def make_leaderboard(run_dirs: list[Path], board: str = "private", fmt: str = "table",
                      reference: str | Path | None = None, data: Path | None = None,
-                     snv_pairs: Path | None = None, title: str = "Leaderboard") -> Leaderboard | str:
-    """Collect, rank and render. Returns the rich-table :class:`Leaderboard` for ``fmt="table"``,
-    else the rendered text (Markdown, CSV or HTML).
+                     snv_pairs: Path | None = None, title: str = "Leaderboard",
+                     bootstrap: int = DEFAULT_RESAMPLES, seed: int = 0) -> Leaderboard | str:
+    """Collect, rank, add ``bootstrap`` resampled intervals (seeded by ``seed``; 0 resamples: none;
+    :func:`add_intervals`) and render. Returns the rich-table :class:`Leaderboard` for
+    ``fmt="table"``, else the rendered text (Markdown, CSV, JSON or HTML).
 
     Raises:
-        ValueError: unknown format or board; see :func:`collect` for the rest.
+        ValueError: unknown format or board, a negative ``bootstrap`` or ``seed``; see
+            :func:`collect` for the rest.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     if board not in BOARDS:
         raise ValueError(f"unknown board {board!r}; choose from {', '.join(BOARDS)}")
+    if bootstrap < 0 or seed < 0:
+        raise ValueError(f"--bootstrap and --seed must be non-negative (got {bootstrap}, {seed})")
     entries, test, notes = collect(run_dirs, reference, data, snv_pairs, need_test=fmt == "html", boards=[board])
     lb = build(entries, board, notes, test)
     if not lb.ranked:
         raise ValueError(f"no entry has scores on the {board} board")
+    if bootstrap:
+        add_intervals(lb, bootstrap, seed)
     if fmt == "table":
         return lb
     if fmt == "md":
         return render_markdown(lb, title)
     if fmt == "csv":
         return render_csv(lb)
+    if fmt == "json":
+        return render_json(lb, title)
     return render_html(lb, title)
 
 
@@ -571,10 +921,14 @@ def make_leaderboard(run_dirs: list[Path], board: str = "private", fmt: str = "t
 @click.option("--snv-pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="SNV pair CSV used with --data when the official one is absent (replaces the runs' too).")
 @click.option("--title", default="Leaderboard", show_default=True)
+@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=0), default=DEFAULT_RESAMPLES, show_default=True,
+              metavar="N", help="Resamples of each category's members (sequences; pairs for pair categories) "
+                                "for the 95 % intervals and the paired difference to #1; 0 disables.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the resamples.")
 @friendly_errors
-def leaderboard_cmd(run_dirs, board, fmt, out, reference, data, snv_pairs, title):
+def leaderboard_cmd(run_dirs, board, fmt, out, reference, data, snv_pairs, title, n_bootstrap, seed):
     """Methods × test categories (Pearson r, Spearman ρ, n) and the two scores of one or more runs,
-    ranked by the mean rank of the two scores as the challenge ranked."""
+    ranked by the mean rank of the two scores as the challenge ranked, with bootstrap intervals."""
     run_dirs = list(run_dirs)
     if reference and (Path(reference) / "run.json").is_file():
         run_dirs.append(Path(reference))  # `--reference RUN_DIR` took the run directory as its value
@@ -583,7 +937,7 @@ def leaderboard_cmd(run_dirs, board, fmt, out, reference, data, snv_pairs, title
         data = resolve_data_dir(str(data) if data else None)
     if not run_dirs and reference is None:
         raise click.UsageError("give at least one RUN_DIR, or --reference with --data")
-    result = make_leaderboard(run_dirs, board, fmt, reference, data, snv_pairs, title)
+    result = make_leaderboard(run_dirs, board, fmt, reference, data, snv_pairs, title, n_bootstrap, seed)
     if isinstance(result, Leaderboard):
         if out:
             buf = io.StringIO()

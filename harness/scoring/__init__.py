@@ -22,10 +22,14 @@ submission scores 0.819720 / 0.854201 on the private board (official: 0.8184 / 0
 
 A board on which a category cannot be scored (no SNV pairs known, or fewer than 2 members) is
 ``partial``: the category counts 0 and the score is not the challenge's.
+
+:mod:`~harness.scoring.bootstrap` gives percentile bootstrap intervals of every category and both
+scores, and paired differences between methods on the same draws (:func:`bootstrap_board`).
 """
 
 from .scorer import BOARDS, NORMALISER, WEIGHTS, BoardScore, CategoryScore, board_ids, score, score_boards
+from .bootstrap import BoardBootstrap, bootstrap_board
 from .predictions import PredictionError, PredictionFile, parse_predictions, read_predictions
 
 __all__ = ["BOARDS", "NORMALISER", "WEIGHTS", "BoardScore", "CategoryScore", "board_ids", "score", "score_boards",
-           "PredictionError", "PredictionFile", "parse_predictions", "read_predictions"]
+           "PredictionError", "PredictionFile", "parse_predictions", "read_predictions", "BoardBootstrap", "bootstrap_board"]
