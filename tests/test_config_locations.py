@@ -214,8 +214,8 @@ def test_methods_list_shows_the_user_profiles(tmp_path, monkeypatch):
     for args, env in [(["--config-dir", tmp_path], {}), ([], {"HARNESS_CONFIG": str(tmp_path)})]:
         result = invoke("methods", "list", *args, env=env)
         assert result.exit_code == 0, result.output
-        row = next(line for line in result.output.splitlines() if "test-config-locations" in line)
-        assert "cpu, mine-only" in row
+        rows = [line for line in result.output.splitlines() if "test-config-locations" in line]
+        assert rows and "cpu, mine-only" in rows[0], result.output
 
 
 # ----- harness tune writes to the user's directory, never into a package ---------------------------
