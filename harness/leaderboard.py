@@ -38,6 +38,8 @@ import csv
 import html
 import io
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -329,7 +331,18 @@ def build(entries: list[Entry], board: str, notes: list[str] | None = None, test
             out_notes.append(f"{r.entry.name}: {r.entry.note}")
     if any(e.simulated for e in entries):
         out_notes.append("SIMULATED data in at least one run: its scores say nothing about the challenge")
-    return Leaderboard(board, rows, out_notes + list(notes or []), test)
+    return Leaderboard(board, rows, [relative_paths(n) for n in out_notes + list(notes or [])], test)
+
+
+_ABS_PATH = re.compile(r"(?<![\w.])/[^\s(),;]+")
+
+
+def relative_paths(text: str, start: str | os.PathLike | None = None) -> str:
+    """``text`` with every absolute path written relative to ``start`` (default: the working
+    directory, e.g. the repository root: ``../shared/data/...``), so a published table carries no
+    machine-specific path."""
+    start = os.fspath(start) if start is not None else os.getcwd()
+    return _ABS_PATH.sub(lambda m: os.path.relpath(m.group(0), start), text)
 
 
 def add_intervals(lb: Leaderboard, resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = LEVEL) -> None:

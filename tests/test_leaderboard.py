@@ -395,3 +395,14 @@ def test_partial_scores_are_marked_never_shown_as_whole(tmp_path):
     rescored = invoke(run, "--format", "md", "--data", REAL_DATA, "--bootstrap", 0)
     assert rescored.exit_code == 0, rescored.output
     assert f"| {boards['private'].pearson_score:.4f}* |" in rescored.output
+
+
+def test_notes_carry_no_absolute_paths(tmp_path, monkeypatch):
+    """Published tables are committed: paths in their notes are relative to the working directory."""
+    from harness.leaderboard import relative_paths
+
+    monkeypatch.chdir(tmp_path)
+    text = (f"SNV pairs: given file ({tmp_path.parent / 'data' / 'pairs.csv'}), 44795 pairs; "
+            f"files from {tmp_path / 'refs'}, Pearson r / Spearman ρ (Σ w·r² / 4.65)")
+    assert relative_paths(text) == ("SNV pairs: given file (../data/pairs.csv), 44795 pairs; files from refs, "
+                                    "Pearson r / Spearman ρ (Σ w·r² / 4.65)")
