@@ -323,10 +323,10 @@ def load_search_space(method: str | type[Method], config_dir: str | Path | None 
     Resolution: the class attribute ``search_space`` (``{field: entry}``), updated entry by entry by
     table ``[search_space]`` of the shipped ``<package>/configs/<method>.toml``, then by that of
     ``<config_dir>/<method>.toml`` (the user's; none when ``config_dir`` is None). Entry format and
-    checks: :func:`harness.tune.parse_search_space`.
+    checks: :func:`harness.search_space.parse_search_space`.
 
     Returns:
-        A :class:`harness.tune.SearchSpace` (empty when no source declares anything).
+        A :class:`harness.search_space.SearchSpace` (empty when no source declares anything).
 
     Raises:
         KeyError: unknown method.
@@ -334,7 +334,7 @@ def load_search_space(method: str | type[Method], config_dir: str | Path | None 
             invalid: a key that is not a field of the method's ``Config`` dataclass, an unknown
             entry key, bad bounds/choices. The message names the file (or class) and the key.
     """
-    from .tune import parse_search_space
+    from .search_space import parse_search_space
 
     cls = get(method) if isinstance(method, str) else method
     where = f"{cls.__module__}.{cls.__name__}.search_space"

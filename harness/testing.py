@@ -437,7 +437,7 @@ class MethodChecks:
                                     f"{exc}") from exc
             _require(again == config, f"{label}: profile {profile!r} changes through the JSON of method.json: "
                                       f"{config} -> {again}")
-        from .tune import check_space
+        from .search_space import check_space
 
         try:
             space = registry.load_search_space(cls, self.config_dir)

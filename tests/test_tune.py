@@ -15,7 +15,8 @@ from harness import registry
 from harness.cli import main
 from harness.method import Method, MethodConfig
 from harness.torch_method import TorchMethod
-from harness.tune import (PRUNE_STARTUP_TRIALS, TuneSpec, check_space, parse_search_space, tune, write_profile)
+from harness.search_space import check_space, parse_search_space
+from harness.tune import PRUNE_STARTUP_TRIALS, TuneSpec, tune, write_profile
 
 WIDE = {"COLUMNS": "250"}  # rich wraps at 80 columns under CliRunner otherwise
 
