@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from .predict import RunPredictor, run_info, run_methods
+from .rundir import RunDir, load_predictions, run_test_set
 
 
 class PartialScoreWarning(UserWarning):
@@ -75,11 +76,9 @@ class Run:
         Raises:
             ValueError: not a method of the run; DataError: the file is not the run's predictions.
         """
-        from .runner import load_predictions
-
         if method not in self.methods:
             raise ValueError(f"{self.path}: no method {method!r}; the run has {', '.join(self.methods) or 'none'}")
-        return load_predictions(self.path / "methods" / method / "test.npy", int(self.info["n_test"]))
+        return load_predictions(RunDir(self.path).method(method).test, int(self.info["n_test"]))
 
     def scores(self, board: str = "private", data_dir: str | os.PathLike | None = None,
                snv_pairs: str | os.PathLike | None = None):
@@ -101,7 +100,6 @@ class Run:
         """
         import pandas as pd
 
-        from .ensemble import run_test_set
         from .scoring import score as score_board
 
         test = run_test_set(self.path, self.info, data_dir, snv_pairs)

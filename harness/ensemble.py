@@ -4,7 +4,7 @@ Level 1 (the features): each member method's out-of-fold predictions ``methods/<
 from a K-fold run (raw outputs, one column per member), optionally with cheap sequence features
 (GC content and length). The same columns for the test set are the members' fold-averaged test
 predictions ``methods/<m>/test.npy``. Both are read with ``allow_pickle=False`` and checked (shape,
-finite values; :func:`harness.runner.load_predictions`), and every board score reported for a member
+finite values; :func:`harness.rundir.load_predictions`), and every board score reported for a member
 is computed from its ``test.npy`` (``scores.json`` is an informative cache, never trusted). A run
 without out-of-fold predictions (``--split holdout`` or ``--split none``) is refused.
 
@@ -82,18 +82,17 @@ from rich.console import Console
 from rich.table import Table
 
 from .cli_errors import friendly_errors
-from .data import DataError, SeqTable, TestSet, load_test_set, read_table
+from .data import DataError, SeqTable
 from .data.encoding import gc_content
 from .integrity import IntegrityError, verify
 from .integrity import manifest as file_manifest
 from .io import find_links, read_json, refuse_links, write_json, write_npy, write_text
 from .report import partial_note, score_text
+from .rundir import (ENSEMBLE, STACKER_JSON, RunDir, fold_path, load_predictions, read_run_json, run_methods,
+                     run_test_set, run_train_table, split_kind)
 from .scoring import NORMALISER, WEIGHTS, BoardScore, score_boards
 from .scoring.scorer import pearson, spearman
-from .splits import fingerprint
 
-#: Name of the ensemble's method directory and leaderboard row.
-ENSEMBLE = "ensemble"
 STACKERS = ("auto", "lightgbm", "linear", "mean", "lightgbm-plain")
 #: The stackers ``auto`` compares, in order of preference on a tie.
 AUTO_CANDIDATES = ("lightgbm", "linear", "mean", "lightgbm-plain")
@@ -105,33 +104,8 @@ CRITERION = ("(OOF Pearson r + Spearman ρ) · ((1 − 1.25/4.65) + 1.25/4.65 ·
 
 
 # --------------------------------------------------------------------------------------------
-# Reading a run directory (shared with harness.leaderboard and harness.export)
+# Test sets of runs (shared with harness.leaderboard)
 # --------------------------------------------------------------------------------------------
-
-def read_run_json(run_dir: str | Path) -> dict:
-    """The run's ``run.json`` as a dict.
-
-    Raises:
-        FileNotFoundError: ``run_dir`` holds no ``run.json`` (not a run directory).
-    """
-    path = Path(run_dir) / "run.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no run.json here; is this a run directory of `harness run`?")
-    return read_json(path)
-
-
-def snv_pairs_of(info: dict) -> Path | None:
-    """The SNV-pair file the run scored with, from ``run.json``.
-
-    Reads the ``snv_pairs`` field (recorded by the runner); for older run files without it, parses
-    the path out of ``snv_source`` (``"given file (PATH), N pairs"``). Returns None when the run used
-    the official file inside the data directory or the public pairs only.
-    """
-    if info.get("snv_pairs"):
-        return Path(info["snv_pairs"])
-    match = re.match(r"^given file \((.*)\), \d+ pairs$", str(info.get("snv_source", "")))
-    return Path(match.group(1)) if match else None
-
 
 def same_snv_source(a: str, b: str) -> bool:
     """Whether two ``TestSet.snv_source`` texts name the same pairs: equal once a file path in
@@ -144,87 +118,6 @@ def same_snv_source(a: str, b: str) -> bool:
         return re.sub(r"\(([^()]*)\)", resolve, text)
 
     return a == b or norm(a) == norm(b)
-
-
-def run_test_set(run_dir: str | Path, info: dict | None = None, data_dir: str | Path | None = None,
-                 snv_pairs: str | Path | None = None) -> TestSet:
-    """Re-load the test set a run was scored on (``run.json``: ``data_dir`` and the SNV pairs).
-
-    Args:
-        run_dir: the run directory.
-        info: its ``run.json`` (read when None).
-        data_dir, snv_pairs: overrides, e.g. when the run was made on another machine.
-
-    Returns:
-        The :class:`~harness.data.TestSet`; ``simulated`` is copied from ``run.json``.
-
-    Raises:
-        DataError: the data directory or the SNV-pair file recorded in ``run.json`` is gone (the
-            message says which override to give), or the test set has another size than the run's.
-    """
-    info = info if info is not None else read_run_json(run_dir)
-    data = Path(data_dir) if data_dir is not None else Path(info.get("data_dir", ""))
-    if not data_dir and not info.get("data_dir"):
-        raise DataError(f"{run_dir}/run.json: no data_dir recorded")
-    if not data.is_dir():
-        raise DataError(f"{run_dir}/run.json: data directory {data} does not exist here "
-                        "(give the data directory explicitly)")
-    pairs = Path(snv_pairs) if snv_pairs is not None else snv_pairs_of(info)
-    if pairs is not None and not pairs.is_file():
-        raise DataError(f"{run_dir}/run.json: SNV pair file {pairs} recorded for this run does not exist here")
-    test = load_test_set(data, pairs)
-    test.simulated = bool(info.get("simulated", test.simulated))
-    if info.get("n_test") is not None and int(info["n_test"]) != len(test):
-        raise DataError(f"{run_dir}: the run predicted {info['n_test']} test sequences but {data} holds {len(test)}")
-    return test
-
-
-def run_train_table(run_dir: str | Path, info: dict | None = None, train: str | Path | None = None) -> SeqTable:
-    """The training rows of a run (sequences and targets), checked against its split manifest.
-
-    The file is ``run.json``'s ``train`` (or ``train``). It is read with ``skip_bad_rows=True``:
-    a clean file reads identically either way, and a run made with ``--skip-bad-rows`` gets the
-    same rows it trained on. The rows must match ``split.json``'s ``n_rows`` and
-    ``train_fingerprint`` (:func:`harness.splits.fingerprint`).
-
-    Returns:
-        :class:`~harness.data.SeqTable` with ``y`` ``(N_train,) float32``.
-
-    Raises:
-        DataError: the training file is gone or is not the one the run was split for.
-    """
-    info = info if info is not None else read_run_json(run_dir)
-    path = Path(train) if train is not None else Path(info.get("train", ""))
-    if not path.is_file():
-        raise DataError(f"{run_dir}/run.json: training file {path} does not exist here")
-    table = read_table(path, skip_bad_rows=True)
-    split_path = Path(run_dir) / "split.json"
-    manifest = read_json(split_path) if split_path.is_file() else {}
-    n_rows = manifest.get("n_rows", info.get("n_train"))
-    if n_rows is not None and int(n_rows) != len(table):
-        raise DataError(f"{path}: {len(table):,} training rows, but run {run_dir} was split for {int(n_rows):,}")
-    if manifest.get("train_fingerprint") and manifest["train_fingerprint"] != fingerprint(table):
-        raise DataError(f"{path}: the training rows differ from those run {run_dir} was split for "
-                        "(split.json train_fingerprint)")
-    return table
-
-
-def run_methods(run_dir: str | Path) -> list[str]:
-    """Names of the methods with a ``methods/<name>/`` directory in the run, sorted."""
-    root = Path(run_dir) / "methods"
-    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-
-
-def split_kind(run_dir: str | Path, info: dict | None = None) -> str:
-    """``"kfold"``, ``"holdout"`` or ``"none"``: ``split.json``'s ``spec.kind``, else ``run.json``'s
-    ``split.kind`` (``"kfold"`` when neither records one)."""
-    path = Path(run_dir) / "split.json"
-    if path.is_file():
-        kind = read_json(path).get("spec", {}).get("kind")
-        if kind:
-            return kind
-    info = info if info is not None else read_run_json(run_dir)
-    return (info.get("split") or {}).get("kind", "kfold")
 
 
 # --------------------------------------------------------------------------------------------
@@ -772,12 +665,11 @@ def ensemble_run(run_dir: str | Path, stacker: str | Stacker = "auto", methods: 
             than two members, an unknown member or stacker, ``seq_features`` with ``mean``.
         FileNotFoundError: no ``run.json``; DataError: the run's data files are gone or differ,
             or a member's ``oof.npy``/``test.npy`` is unreadable, pickled, of the wrong shape or
-            not finite (:func:`harness.runner.load_predictions`; the file is named).
+            not finite (:func:`harness.rundir.load_predictions`; the file is named).
         harness.io.UnsafePath: ``methods/ensemble`` or a path below it is a symbolic link.
     """
-    from .runner import load_predictions
-
     run_dir = Path(run_dir)
+    layout = RunDir(run_dir)
     info = read_run_json(run_dir)
     kind = split_kind(run_dir, info)
     if kind == "none":
@@ -793,14 +685,15 @@ def ensemble_run(run_dir: str | Path, stacker: str | Stacker = "auto", methods: 
     if seq_features and stacker == "mean":
         raise ValueError("--seq-features needs a fitted stacker (lightgbm or linear); the mean stacker averages "
                          "member predictions only")
-    out_dir = run_dir / "methods" / ENSEMBLE
-    refuse_links(run_dir, out_dir / "stacker" / "stacker.json")
+    ens = layout.ensemble
+    out_dir = ens.path
+    refuse_links(run_dir, ens.stacker_json)
 
     train_table = run_train_table(run_dir, info, train)
     test_set = run_test_set(run_dir, info, data_dir, snv_pairs)
     oof_cols, test_cols = [], []
     for m in members:
-        oof_path = run_dir / "methods" / m / "oof.npy"
+        oof_path = layout.method(m).oof
         oof = load_predictions(oof_path, len(train_table), allow_nan=True)
         missing = int(np.isnan(oof).sum())
         if missing:
@@ -808,7 +701,7 @@ def ensemble_run(run_dir: str | Path, stacker: str | Stacker = "auto", methods: 
                              "out-of-fold prediction (a hold-out run or an unfinished K-fold run); stacking needs a "
                              "finished K-fold run (harness run --split kfold)")
         oof_cols.append(oof)
-        test_cols.append(load_predictions(run_dir / "methods" / m / "test.npy", len(test_set)))
+        test_cols.append(load_predictions(layout.method(m).test, len(test_set)))
     y = train_table.y.astype(np.float64)
 
     features = list(members)
@@ -868,23 +761,23 @@ def ensemble_run(run_dir: str | Path, stacker: str | Stacker = "auto", methods: 
         if fallback else
         f"stacker used: criterion {stacker_oof['criterion']:.4f} ≥ best member {best}'s {member_oof[best]['criterion']:.4f}")
 
-    write_npy(out_dir / "stacker_oof.npy", stacked_oof)
-    write_npy(out_dir / "stacker_test.npy", stacked_test)
-    write_npy(out_dir / "oof.npy", final_oof)
-    write_npy(out_dir / "test.npy", final_test)
-    stacker_files = _save_stacker(out_dir / "stacker", stacker_name, models, members, features, bool(seq_features),
+    write_npy(ens.stacker_oof, stacked_oof)
+    write_npy(ens.stacker_test, stacked_test)
+    write_npy(ens.oof, final_oof)
+    write_npy(ens.test, final_test)
+    stacker_files = _save_stacker(ens.stacker, stacker_name, models, members, features, bool(seq_features),
                                   best if fallback else None)
     if stacker_files is None:
         notes.append(f"the {stacker_name} stacker cannot be saved: load_stacker() will refuse this run")
     used_oof = member_oof[best] if fallback else stacker_oof
     board_dicts = {b: s.to_dict() for b, s in boards.items()}
-    write_json(out_dir / "scores.json", {
+    write_json(ens.scores, {
         "boards": board_dicts, "oof_pearson": used_oof["pearson"], "oof_spearman": used_oof["spearman"],
         "simulated": bool(test_set.simulated), "stacker": stacker_name, "fallback": fallback,
         "used": best if fallback else "stacker",
     })
     per_category = {b: _per_category(boards[b], {m: member_boards[m][b] for m in members}) for b in boards}
-    write_json(out_dir / "ensemble.json", {
+    write_json(ens.ensemble_json, {
         "stacker": stacker_name, "requested": stacker if isinstance(stacker, str) else stacker_name,
         "members": members, "features": features, "seq_features": bool(seq_features),
         "inner_cv": {"folds": inner_folds, "seed": seed, "splitter": "sklearn KFold(shuffle=True)"},
@@ -944,10 +837,10 @@ def _save_stacker(directory: Path, name: str, models: list[Stacker], members: li
         if name not in STACKER_CLASSES or any(type(m) is not STACKER_CLASSES[name] for m in models):
             return None
         for k, model in enumerate(models):
-            (directory / f"fold{k}").mkdir()
-            model.save(directory / f"fold{k}")
+            fold_path(directory, k).mkdir()
+            model.save(fold_path(directory, k))
         spec.update(kind=name, folds=len(models), combine="mean of the inner-fold stackers' predictions")
-    write_json(directory / "stacker.json", spec)
+    write_json(directory / STACKER_JSON, spec)
     return file_manifest(directory)
 
 
@@ -1029,9 +922,9 @@ def load_stacker(run_dir: str | Path) -> LoadedStacker:
         harness.io.UnsafePath: a symbolic link on the way; DataError: a malformed file (named).
     """
     run_dir = Path(run_dir)
-    out_dir = run_dir / "methods" / ENSEMBLE
-    info_path = refuse_links(run_dir, out_dir / "ensemble.json")
-    directory = refuse_links(run_dir, out_dir / "stacker")
+    ens = RunDir(run_dir).ensemble
+    info_path = refuse_links(run_dir, ens.ensemble_json)
+    directory = refuse_links(run_dir, ens.stacker)
     if not info_path.is_file():
         raise FileNotFoundError(f"{info_path}: no ensemble in this run; run `harness ensemble {run_dir}` first")
     recorded = read_json(info_path).get("stacker_files")
@@ -1044,7 +937,7 @@ def load_stacker(run_dir: str | Path) -> LoadedStacker:
     extra = sorted(present - set(recorded))
     if extra:
         raise IntegrityError(f"{directory / extra[0]}: not a file the harness saved (not in ensemble.json's manifest)")
-    spec_path = directory / "stacker.json"
+    spec_path = ens.stacker_json
     spec = read_json(spec_path)
     try:
         members, features = [str(m) for m in spec["members"]], [str(f) for f in spec["features"]]
@@ -1065,7 +958,7 @@ def load_stacker(run_dir: str | Path) -> LoadedStacker:
     folds = spec.get("folds")
     if not isinstance(folds, int) or folds < 1:
         raise DataError(f"{spec_path}: 'folds' must be a positive integer")
-    models = [STACKER_CLASSES[kind].load(directory / f"fold{k}", len(members), features) for k in range(folds)]
+    models = [STACKER_CLASSES[kind].load(fold_path(directory, k), len(members), features) for k in range(folds)]
     return LoadedStacker(kind, members, features, seq, models)
 
 
@@ -1073,8 +966,9 @@ def load_stacker(run_dir: str | Path) -> LoadedStacker:
 def _members(run_dir: Path, methods: list[str] | str | None) -> list[str]:
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]
+    layout = RunDir(run_dir)
     available = [m for m in run_methods(run_dir) if m != ENSEMBLE
-                 and (run_dir / "methods" / m / "oof.npy").is_file() and (run_dir / "methods" / m / "test.npy").is_file()]
+                 and layout.method(m).oof.is_file() and layout.method(m).test.is_file()]
     if methods:
         if ENSEMBLE in methods:
             raise ValueError(f"{ENSEMBLE!r} cannot be a member of itself")

@@ -24,8 +24,8 @@ import numpy as np
 from .data import DataError, TestSet, load_test_set, read_table, resolve_data_dir
 from .data.testset import TEST_FILE
 from .cli_errors import friendly_errors
-from .ensemble import read_run_json
 from .io import write_text
+from .rundir import RunDir, load_predictions, read_run_json, run_methods
 from .scoring.predictions import MAX_SHOWN, first_ids, parse_predictions
 
 #: Test sequences of the challenge, and the public-leaderboard subset.
@@ -48,15 +48,14 @@ def method_test_predictions(run_dir: str | Path, method: str) -> np.ndarray:
         FileNotFoundError: no such method (the message lists the run's methods).
         DataError (a ValueError): ``run.json`` records no ``n_test``, or the file is not one finite
             value per test sequence of the run (read with ``allow_pickle=False``;
-            :func:`harness.runner.load_predictions`, which names the file).
+            :func:`harness.rundir.load_predictions`, which names the file).
     """
-    from .runner import load_predictions
-
     run_dir = Path(run_dir)
+    layout = RunDir(run_dir)
     info = read_run_json(run_dir)
-    path = run_dir / "methods" / method / "test.npy"
+    path = layout.method(method).test
     if not path.is_file():
-        have = sorted(p.parent.name for p in (run_dir / "methods").glob("*/test.npy"))
+        have = [m for m in run_methods(run_dir) if layout.method(m).test.is_file()]
         raise FileNotFoundError(f"{path}: no test predictions for {method!r}; the run has {', '.join(have) or 'none'}")
     if info.get("n_test") is None:
         raise DataError(f"{run_dir}/run.json: no n_test recorded, so {path} cannot be checked against the test set")

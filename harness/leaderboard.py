@@ -5,7 +5,7 @@ Rows are ranked as the challenge ranked (Rafi et al. 2024): by the mean of each 
 Pearson score (Σ wᵢ·rᵢ² / 4.65) and on the Spearman score (Σ wᵢ·ρᵢ / 4.65) of the chosen board
 (:func:`harness.report.rank_methods`). Every score is computed here from the method's ``test.npy``
 (read with ``allow_pickle=False``, checked for shape and finite values by
-:func:`harness.runner.load_predictions`) with the run's test set (71k rows: well under a second per
+:func:`harness.rundir.load_predictions`) with the run's test set (71k rows: well under a second per
 board): ``scores.json`` is an informative cache that could be stale or edited, so it is never the
 source of a reported score (a method with ``scores.json`` but no ``test.npy`` is left out, with a
 note). A partial board score (a category that cannot be scored) is marked ``*`` in every format and
@@ -53,9 +53,10 @@ from rich.table import Table
 from .data import DataError, TestSet, load_test_set, resolve_data_dir
 from .data.testset import PAIR_CATEGORIES
 from .cli_errors import friendly_errors
-from .ensemble import ENSEMBLE, read_run_json, run_methods, run_test_set, same_snv_source, snv_pairs_of
+from .ensemble import same_snv_source
 from .io import read_json, write_text
 from .report import partial_note, rank_methods, score_text
+from .rundir import ENSEMBLE, RunDir, load_predictions, read_run_json, run_methods, run_test_set, snv_pairs_of
 from .scoring import BOARDS, WEIGHTS, BoardScore, read_predictions, score
 from .scoring.bootstrap import DEFAULT_RESAMPLES, LEVEL, bootstrap_board, category_values
 from .scoring.scorer import board_members
@@ -98,8 +99,6 @@ class Entry:
         """``(N_test,) float64`` test predictions (NaN where a public-only file has none), or None."""
         if self._pred is None and self.pred_path is not None and test is not None:
             if self.pred_path.suffix == ".npy":
-                from .runner import load_predictions
-
                 self._pred = load_predictions(self.pred_path, len(test))
             else:
                 self._pred = read_predictions(self.pred_path, test)
@@ -213,8 +212,6 @@ def collect(run_dirs: list[Path], reference: str | Path | None = None, data: Pat
             file is named; never scored in part); ValueError: published entries requested for a
             simulated run, or nothing to show.
     """
-    from .runner import load_predictions
-
     sets = _TestSets(data, snv_pairs)
     entries: list[Entry] = []
     notes: list[str] = []
@@ -226,16 +223,16 @@ def collect(run_dirs: list[Path], reference: str | Path | None = None, data: Pat
         if primary_info is None:
             primary_info, primary = info, test
         for method in run_methods(run_dir):
-            mdir = run_dir / "methods" / method
-            test_path = mdir / "test.npy"
+            mdir = RunDir(run_dir).method(method)
+            test_path = mdir.test
             if not test_path.exists() and not test_path.is_symlink():
-                why = " (its scores.json alone is not trusted)" if (mdir / "scores.json").exists() else " (unfinished)"
-                notes.append(f"{mdir}: no test.npy{why}, left out")
+                why = " (its scores.json alone is not trusted)" if mdir.scores.exists() else " (unfinished)"
+                notes.append(f"{mdir.path}: no test.npy{why}, left out")
                 continue
             pred = load_predictions(test_path, len(test))
             scored = {b: score(pred, test, b) for b in _boards_of(test) if boards is None or b in boards}
             entries.append(Entry(method, method, run_dir.name, False, scored, test_path, run_dir,
-                                 _scores_note(mdir / "scores.json", method), bool(info.get("simulated")), _pred=pred,
+                                 _scores_note(mdir.scores, method), bool(info.get("simulated")), _pred=pred,
                                  test=test))
     if primary_info is None and (reference is not None or need_test):
         if data is None:
@@ -943,7 +940,7 @@ def leaderboard_cmd(run_dirs, board, fmt, out, reference, data, snv_pairs, title
     """Methods × test categories (Pearson r, Spearman ρ, n) and the two scores of one or more runs,
     ranked by the mean rank of the two scores as the challenge ranked, with bootstrap intervals."""
     run_dirs = list(run_dirs)
-    if reference and (Path(reference) / "run.json").is_file():
+    if reference and RunDir(reference).run_json.is_file():
         run_dirs.append(Path(reference))  # `--reference RUN_DIR` took the run directory as its value
         reference = ""
     if not run_dirs:  # $HARNESS_DATA stands in for --data only without runs: a run knows its own test set

@@ -5,7 +5,7 @@ A run directory of ``harness run`` holds, per method, one fitted model per fold
 the mean over the folds of each fold model's ``predict`` of the test sequences
 (:func:`harness.runner._aggregate`). :class:`RunPredictor` applies the same recipe to any
 sequences: it loads every fold model of the run's split (``kfold``: K models; ``holdout`` and
-``none``: one), each only after :func:`harness.runner.verified_model_dir` has checked its files
+``none``: one), each only after :func:`harness.rundir.verified_model_dir` has checked its files
 against the digests its ``done.json`` recorded (no link followed), and averages their float64
 predictions with the same ``np.mean(..., axis=0)`` over the folds, in fold order. Given the run's
 test sequences it therefore reproduces ``test.npy`` bit for bit (for methods whose saved model
@@ -51,10 +51,10 @@ import numpy as np
 from .data import DataError, SeqTable
 from .data import encoding
 from .data.readers import MAX_LENGTH, raise_bad_lines, sequence_problems
-from .ensemble import ENSEMBLE, read_run_json
-from .ensemble import run_methods as method_dirs
 from .integrity import IntegrityError
 from .io import atomic_open, read_json
+from .rundir import ENSEMBLE, RunDir, read_run_json, verified_model_dir
+from .rundir import run_methods as method_dirs
 
 #: Rows per ``predict`` call (a multiple of every batch size the plug-ins use, so batches are the
 #: same as in one call); the 71,103 challenge test sequences fit in one chunk.
@@ -95,7 +95,7 @@ def run_folds(run_dir: str | os.PathLike, info: dict | None = None) -> int:
 
     run_dir = Path(run_dir)
     spec = None
-    path = run_dir / "split.json"
+    path = RunDir(run_dir).split_json
     if path.is_file() and not path.is_symlink():
         spec = read_json(path, dict).get("spec")
     if spec is None:
@@ -111,8 +111,8 @@ def run_folds(run_dir: str | os.PathLike, info: dict | None = None) -> int:
 def run_methods(run_dir: str | os.PathLike) -> list[str]:
     """The run's methods with test predictions (``methods/<name>/test.npy``), sorted; the ensemble
     is among them when ``harness ensemble`` ran."""
-    root = Path(run_dir) / "methods"
-    return [m for m in method_dirs(run_dir) if (root / m / "test.npy").is_file()]
+    layout = RunDir(run_dir)
+    return [m for m in method_dirs(run_dir) if layout.method(m).test.is_file()]
 
 
 def load_fold_models(run_dir: str | os.PathLike, method: str, device: str = "auto") -> list:
@@ -131,10 +131,9 @@ def load_fold_models(run_dir: str | os.PathLike, method: str, device: str = "aut
             ensemble; KeyError: the plug-in is not installed here.
         FileNotFoundError: a fold is not finished (no ``done.json``).
         harness.integrity.IntegrityError: a model file is missing, changed or not the harness's
-            (:func:`harness.runner.verified_model_dir`); harness.io.UnsafePath: a symbolic link.
+            (:func:`harness.rundir.verified_model_dir`); harness.io.UnsafePath: a symbolic link.
     """
     from . import registry
-    from .runner import verified_model_dir
 
     run_dir = Path(run_dir)
     info = run_info(run_dir)
@@ -142,7 +141,7 @@ def load_fold_models(run_dir: str | os.PathLike, method: str, device: str = "aut
     cls = registry.get(method)
     models = []
     for k in range(run_folds(run_dir, info)):
-        model_dir = verified_model_dir(run_dir / "methods" / method / f"fold{k}")
+        model_dir = verified_model_dir(RunDir(run_dir).fold(method, k).path)
         models.append(cls.load(model_dir, device=device))
     return models
 
@@ -197,7 +196,7 @@ def target_units(run_dir: str | os.PathLike, info: dict | None = None) -> str:
                 table = load_training(train, skip_bad_rows=True)
     except (DataError, OSError, ValueError, IntegrityError):
         return text + " (the file is not readable here: range unknown)"
-    split = Path(run_dir) / "split.json"
+    split = RunDir(run_dir).split_json
     n_rows = read_json(split, dict).get("n_rows") if split.is_file() else info.get("n_train")
     if n_rows is not None and int(n_rows) != len(table):
         return text + f" (the file now has {len(table):,} rows, the run was split for {int(n_rows):,}: range unknown)"
@@ -469,13 +468,14 @@ def ensemble_stacker(run_dir: str | os.PathLike):
             cannot load it; the message says what to run.
     """
     run_dir = Path(run_dir)
-    ens_dir = run_dir / "methods" / ENSEMBLE
-    if not (ens_dir / "test.npy").is_file():
+    ens = RunDir(run_dir).ensemble
+    ens_dir = ens.path
+    if not ens.test.is_file():
         raise EnsembleNotSaved(f"{run_dir}: no ensemble in this run; run `harness ensemble {run_dir}` first, "
                                "with a harness that saves the ensemble's stacker")
     from .ensemble import load_stacker
 
-    if not (ens_dir / "stacker").is_dir():
+    if not ens.stacker.is_dir():
         raise EnsembleNotSaved(
             f"{ens_dir}: the ensemble's stacker was not saved (this run's `harness ensemble` kept only its "
             "predictions, stacker_test.npy and test.npy), so it cannot predict new sequences; re-run "

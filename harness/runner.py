@@ -1,6 +1,7 @@
 """``harness run``: fit every (method, fold), predict out-of-fold and test, score, tabulate.
 
-Run directory layout (every file written atomically; a finished job whose files verify is never redone)::
+Run directory layout (owned by :mod:`harness.rundir`; every file written atomically; a finished job whose
+files verify is never redone)::
 
     run.json                      the run's settings and software versions ("format": "dream-harness run")
     run.lock                      held (flock, with the PID) while a process runs here: one at a time
@@ -30,7 +31,7 @@ aggregates the fold files, in fold order, exactly as a sequential run does, so a
 predictions on every backend (for methods whose numerics do not depend on how many threads
 they are given: the backends start workers with different thread limits).
 
-Nothing in a run directory is trusted (:func:`open_run_dir`, :func:`verified_model_dir`): ``--out``
+Nothing in a run directory is trusted (:func:`open_run_dir`, :func:`harness.rundir.verified_model_dir`): ``--out``
 must be new, empty or a harness run (another program's directory is never written to); one
 process at a time works in it (``run.lock``); a symbolic link inside it is refused, never
 followed; a fold is skipped on resume only when its files match the digests its ``done.json``
@@ -66,11 +67,11 @@ from .data import DataError, SeqTable, TestSet, load_test_set, read_table
 from .data.testset import TEST_FILE, TRAIN_FILE
 from .data.readers import BadRows
 from .data.cache import load_training
-from .integrity import IntegrityError, verify
 from .integrity import manifest as file_manifest
-from .io import DirLock, UnsafePath, find_links, read_json, refuse_links, write_json, write_npy
+from .io import DirLock, find_links, read_json, refuse_links, write_json, write_npy
 from .method import Method, MethodConfig, config_changes, config_parts
 from .report import leaderboard_table
+from .rundir import LOCK_FILE, MANIFEST_KEY, MODEL, OOF, TEST, FoldDir, MethodDir, RunDir, fold_problem, load_predictions
 from .scoring import BoardScore, score_boards
 from .scoring.scorer import pearson, spearman
 from .splits import SplitSpec, fingerprint, load_or_create
@@ -132,7 +133,7 @@ class FoldJob:
 
     @property
     def fold_dir(self) -> Path:
-        return Path(self.run_dir) / "methods" / self.method / f"fold{self.fold}"
+        return RunDir(self.run_dir).fold(self.method, self.fold).path
 
 
 @dataclass
@@ -210,9 +211,9 @@ def _run(spec: RunSpec, console: Console, stack: contextlib.ExitStack) -> dict[s
     if fresh:  # from now on the directory is recognisably a harness run
         _write_run_json(out, spec, data_dir, train_path, train, test, simulated)
     assignment = load_or_create(out, train, spec.split)
-    train_fingerprint = read_json(out / "split.json", dict)["train_fingerprint"]
+    train_fingerprint = read_json(RunDir(out).split_json, dict)["train_fingerprint"]
     for name, profile in profiles.items():  # every refusal before the first write of a resumed run
-        _check_config(out / "methods" / name, name, profile)
+        _check_config(RunDir(out).method(name).path, name, profile)
     if not fresh:
         _write_run_json(out, spec, data_dir, train_path, train, test, simulated)
     console.print(f"run directory [bold]{out}[/]: {len(train):,} training rows ({train_path}), "
@@ -265,7 +266,6 @@ def load_train_file(path: Path, skip_bad_rows: bool, console: Console) -> SeqTab
 #: ``run.json`` key and value that mark a directory as a harness run.
 RUN_FORMAT = ("format", "dream-harness run")
 #: The run directory's lock file (:class:`harness.io.DirLock`).
-LOCK_FILE = "run.lock"
 #: Largest seed: scikit-learn's and NumPy's seeds are unsigned 32-bit; fold k uses seed + k.
 MAX_SEED = 2**32 - 1
 
@@ -401,7 +401,7 @@ def _check_ours(out: Path) -> bool:
     entries = [e for e in os.listdir(out) if e != LOCK_FILE]
     if not entries:
         return True
-    run_json = out / "run.json"
+    run_json = RunDir(out).run_json
     if run_json.is_symlink() or not run_json.is_file():
         raise RunDirError(f"--out {out}: not empty and not a harness run directory (no run.json written by the "
                           "harness); refusing to write there: give a new or empty directory")
@@ -429,7 +429,7 @@ def _check_config(method_dir: Path, name: str, profile) -> None:
         ValueError: the recipe differs (the message names the fields), or ``config.json`` is not a
             JSON object with a ``recipe`` (or ``config``) object.
     """
-    config_path = method_dir / "config.json"
+    config_path = MethodDir(method_dir).config
     if config_path.is_file():
         saved = read_json(config_path, dict)
         saved_recipe, _ = _saved_parts(saved, config_path, type(profile.config))
@@ -464,8 +464,8 @@ def _method_jobs(name: str, cls: type[Method], profile, spec: RunSpec, out: Path
     earlier runtime values are kept under ``previous_runtime``); the jobs of its folds that are not
     done, or whose files fail verification (redone, with a console line naming the file and the
     problem). Folds done earlier keep the models they were fitted with."""
-    method_dir = out / "methods" / name
-    config_path = method_dir / "config.json"
+    method_dir = RunDir(out).method(name)
+    config_path = method_dir.config
     recipe, runtime = config_parts(profile.config)
     record = {"method": name, "profile": spec.profile, "source": profile.source, "recipe": recipe, "runtime": runtime}
     if not config_path.is_file():
@@ -485,100 +485,18 @@ def _method_jobs(name: str, cls: type[Method], profile, spec: RunSpec, out: Path
     n_folds = spec.split.n_folds
     jobs = []
     for k in range(n_folds):
-        fold_dir = method_dir / f"fold{k}"
-        problem = _fold_problem(out, fold_dir)
+        fold = method_dir.fold(k)
+        problem = fold_problem(out, fold.path)
         if problem is None:
             console.print(f"[dim]{name} · fold {k + 1}/{n_folds}: done and verified, skipped (resume)")
             continue
         if problem:
             console.print(f"[yellow]{name} · fold {k + 1}/{n_folds}: {escape(problem)}; redoing the fold")
-            (fold_dir / "done.json").unlink()  # the fold is not done; a crash before its redo is finished keeps it so
+            fold.done.unlink()  # the fold is not done; a crash before its redo is finished keeps it so
         jobs.append(FoldJob(name, cls, profile.config, f"{spec.profile} ({profile.source})", k, n_folds,
                             spec.split.seed + k, spec.device, str(out), str(train_path), spec.skip_bad_rows,
                             str(data_dir), train_fingerprint, job_gpus(cls, spec.device, spec.gpus_per_job)))
     return jobs
-
-
-#: ``done.json`` key holding the fold's file manifest (:func:`harness.integrity.manifest`).
-MANIFEST_KEY = "files"
-
-
-def _fold_problem(run_dir: Path, fold_dir: Path) -> str | None:
-    """None when the fold is done and every file its ``done.json`` lists matches its digest; ``""``
-    when it has no ``done.json`` (not done); else the problem, one line naming the file.
-
-    Raises:
-        harness.io.UnsafePath: a symbolic link on the way to the fold's files (never followed).
-    """
-    done_path = refuse_links(run_dir, fold_dir / "done.json")
-    if not done_path.exists():
-        return ""
-    try:
-        _verified_done(fold_dir)
-    except (IntegrityError, ValueError) as exc:
-        if isinstance(exc, UnsafePath):
-            raise
-        return str(exc)
-    return None
-
-
-def _verified_done(fold_dir: Path, prefix: str = "") -> dict:
-    """The fold's ``done.json`` after verifying the files of its manifest whose paths start with
-    ``prefix`` (all: ``""``; the model: ``"model/"``); a manifest must cover ``oof.npy``,
-    ``test.npy`` and at least one ``model/`` file.
-
-    Raises:
-        harness.integrity.IntegrityError: no manifest (a fold of an older harness version), or a
-            file missing, changed or truncated (named).
-        ValueError: ``done.json`` is not a JSON object.
-        harness.io.UnsafePath: a listed path crosses a symbolic link.
-    """
-    done_path = fold_dir / "done.json"
-    done = read_json(done_path, dict)
-    files = done.get(MANIFEST_KEY)
-    if not isinstance(files, dict) or not files:
-        raise IntegrityError(f"{done_path}: no file manifest (written by an older harness version), so the "
-                             "fold's files cannot be verified")
-    if not {"oof.npy", "test.npy"} <= set(files) or not any(str(f).startswith("model/") for f in files):
-        raise IntegrityError(f"{done_path}: the manifest does not cover oof.npy, test.npy and model/")
-    wanted = {rel: entry for rel, entry in files.items() if rel.startswith(prefix)}
-    for rel in wanted:
-        refuse_links(fold_dir, fold_dir / rel)
-    verify(fold_dir, wanted)
-    return done
-
-
-def verified_model_dir(fold_dir: str | os.PathLike) -> Path:
-    """``fold_dir/model`` of a finished fold, after checking it is exactly what the harness saved.
-
-    Call this before anything loads a fold's model (:meth:`harness.method.Method.load`): every file
-    of ``model/`` must match the digest recorded in the fold's ``done.json`` when it was saved
-    (:mod:`harness.integrity`), no other file may be there, and no path from the run directory
-    down (``<run>/methods/<name>/fold<k>/...``) may be a symbolic link.
-
-    Returns:
-        The model directory.
-
-    Raises:
-        FileNotFoundError: the fold has no ``done.json`` (not finished).
-        harness.integrity.IntegrityError: no manifest (an older harness version's fold: rerun it),
-            or a model file missing, changed, truncated or not listed (named).
-        harness.io.UnsafePath: a symbolic link on the way.
-    """
-    fold_dir = Path(fold_dir)
-    parts = fold_dir.parts
-    root = fold_dir.parents[2] if len(parts) >= 4 and parts[-3] == "methods" else fold_dir
-    refuse_links(root, fold_dir / "model")
-    if not (fold_dir / "done.json").is_file():
-        raise FileNotFoundError(f"{fold_dir / 'done.json'}: the fold is not finished")
-    done = _verified_done(fold_dir, "model/")
-    model_dir = fold_dir / "model"
-    find_links(model_dir)
-    present = {p.relative_to(fold_dir).as_posix() for p in model_dir.rglob("*") if p.is_file()}
-    extra = sorted(present - set(done[MANIFEST_KEY]))
-    if extra:
-        raise IntegrityError(f"{fold_dir / extra[0]}: not a file the harness saved (not in done.json's manifest)")
-    return model_dir
 
 
 def _run_jobs(jobs: list[FoldJob], spec: RunSpec, console: Console) -> None:
@@ -637,25 +555,26 @@ def run_fold(job: FoldJob, console: Console | None = None) -> dict:
 
 def _run_fold(job: FoldJob, console: Console | None) -> dict:
     run_dir, fold_dir = Path(job.run_dir), job.fold_dir
-    refuse_links(run_dir, fold_dir / "work")  # nothing is written or deleted through a link
-    problem = _fold_problem(run_dir, fold_dir)
+    fold = FoldDir(fold_dir)
+    refuse_links(run_dir, fold.work)  # nothing is written or deleted through a link
+    problem = fold_problem(run_dir, fold_dir)
     if problem is None:
         return {"skipped": True}
     if problem:  # the driver unlinks a bad fold's done.json; this one went bad since
-        (fold_dir / "done.json").unlink()
+        fold.done.unlink()
     console = console or Console()
     console.rule(f"{job.method} · fold {job.fold + 1}/{job.n_folds} · profile {job.profile_label}")
     for stale in fold_dir.glob(".model-*.tmp"):  # left by a job that died while saving
         shutil.rmtree(stale, ignore_errors=True)
     train, train_fingerprint = _training_table(job.train_path, job.skip_bad_rows)
-    assignment = np.load(Path(job.run_dir) / "split.npy")
+    assignment = np.load(RunDir(job.run_dir).split_npy)
     if len(train) != len(assignment) or train_fingerprint != job.train_fingerprint:
         raise DataError(f"{job.train_path} as read on {socket.gethostname()} ({len(train):,} rows) is not the "
                         f"training table this run was split for ({len(assignment):,} rows, see split.json)")
     test = _test_table(job.data_dir)
     held = assignment == job.fold
 
-    method = job.cls(job.config, seed=job.seed, device=job.device, work_dir=fold_dir / "work")
+    method = job.cls(job.config, seed=job.seed, device=job.device, work_dir=fold.work)
     t0 = time.perf_counter()
     method.fit(train.subset(~held))
     fit_s = time.perf_counter() - t0
@@ -667,8 +586,8 @@ def _run_fold(job: FoldJob, console: Console | None) -> dict:
     _check_shape(job.method, fold_oof, int(held.sum()), "held-out rows")
     _check_shape(job.method, fold_test, len(test), "test sequences")
     _save_model(method, fold_dir, run_dir)
-    write_npy(fold_dir / "oof.npy", fold_oof)
-    write_npy(fold_dir / "test.npy", fold_test)
+    write_npy(fold.oof, fold_oof)
+    write_npy(fold.test, fold_test)
     y_held = train.y[held]
     done = {
         "fit_seconds": fit_s, "predict_seconds": pred_s, "n_train": int((~held).sum()),
@@ -679,10 +598,10 @@ def _run_fold(job: FoldJob, console: Console | None) -> dict:
     }
     summary = dict(done)
     # digests of everything a resume skips the fold for, or a loader reads (verified_model_dir)
-    done[MANIFEST_KEY] = {**file_manifest(fold_dir, ["oof.npy", "test.npy"]),
-                          **{f"model/{rel}": entry for rel, entry in file_manifest(fold_dir / "model").items()}}
-    write_json(fold_dir / "done.json", done)  # last: the fold counts as done only now
-    shutil.rmtree(fold_dir / "work", ignore_errors=True)  # resume checkpoints are spent once done.json exists
+    done[MANIFEST_KEY] = {**file_manifest(fold_dir, [OOF, TEST]),
+                          **{f"{MODEL}/{rel}": entry for rel, entry in file_manifest(fold.model).items()}}
+    write_json(fold.done, done)  # last: the fold counts as done only now
+    shutil.rmtree(fold.work, ignore_errors=True)  # resume checkpoints are spent once done.json exists
     return {**summary, "host": socket.gethostname(), "pid": os.getpid(),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
@@ -694,7 +613,7 @@ def _save_model(method: Method, fold_dir: Path, run_dir: Path) -> None:
         harness.io.UnsafePath: ``fold_dir/model`` (or a directory above it, up to ``run_dir``) is a
             symbolic link: it is never followed, never deleted through.
     """
-    final = refuse_links(run_dir, fold_dir / "model")
+    final = refuse_links(run_dir, FoldDir(fold_dir).model)
     fold_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".model-", suffix=".tmp", dir=fold_dir))
     try:
@@ -756,66 +675,30 @@ def _aggregate(name: str, out: Path, train: SeqTable, test: TestSet, assignment:
     Without a held-out row (``--split none``) the method has no ``oof.npy`` and no OOF scores
     (None, never NaN or 0).
     """
-    method_dir = out / "methods" / name
+    method_dir = RunDir(out).method(name)
     oof = np.full(len(train), np.nan)
     test_preds = []
     for k in range(n_folds):
-        fold_dir = method_dir / f"fold{k}"
+        fold = method_dir.fold(k)
         held = assignment == k
-        oof[held] = load_predictions(fold_dir / "oof.npy", int(held.sum()))
-        test_preds.append(load_predictions(fold_dir / "test.npy", len(test)))
+        oof[held] = load_predictions(fold.oof, int(held.sum()))
+        test_preds.append(load_predictions(fold.test, len(test)))
 
     test_mean = np.mean(test_preds, axis=0)
     held_any = ~np.isnan(oof)
     n_oof = int(held_any.sum())
     if n_oof:
-        write_npy(method_dir / "oof.npy", oof)
-    write_npy(method_dir / "test.npy", test_mean)
+        write_npy(method_dir.oof, oof)
+    write_npy(method_dir.test, test_mean)
     boards = score_boards(test_mean, test)
     if n_oof:
         result = MethodResult(boards, pearson(oof[held_any], train.y[held_any]),
                               spearman(oof[held_any], train.y[held_any]), n_oof)
     else:
         result = MethodResult(boards, None, None, 0)
-    write_json(method_dir / "scores.json", {"boards": {b: s.to_dict() for b, s in boards.items()},
+    write_json(method_dir.scores, {"boards": {b: s.to_dict() for b, s in boards.items()},
                                             **result.oof_dict(), "simulated": test.simulated})
     return result
-
-
-def load_predictions(path: str | os.PathLike, n: int, allow_nan: bool = False) -> np.ndarray:
-    """A prediction array a run wrote (``oof.npy``, ``test.npy``), checked before it is trusted.
-
-    Read with ``allow_pickle=False`` (a planted object array is refused, never unpickled).
-
-    Args:
-        path: the ``.npy`` file; ``n``: the length it must have.
-        allow_nan: NaN marks rows without a prediction (a method's ``oof.npy`` of a hold-out
-            run); inf is refused either way.
-
-    Returns:
-        ``(n,) float64``.
-
-    Raises:
-        DataError: the file is missing or unreadable, pickled, not a 1-D real array of length
-            ``n``, or holds non-finite values (NaN allowed with ``allow_nan``); the message names
-            the file and, for bad values, how many and the first index.
-    """
-    path = Path(path)
-    if path.is_symlink() or not path.is_file():
-        raise DataError(f"{path}: missing or not a regular file")
-    try:
-        pred = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npy array ({exc})") from exc
-    if not isinstance(pred, np.ndarray) or pred.dtype.kind not in "fiu" or pred.shape != (n,):
-        raise DataError(f"{path}: shape {getattr(pred, 'shape', '?')}, expected ({n},) real numbers "
-                        f"(dtype {getattr(pred, 'dtype', '?')})")
-    pred = pred.astype(np.float64)
-    bad = np.flatnonzero(np.isinf(pred) if allow_nan else ~np.isfinite(pred))
-    if len(bad):
-        raise DataError(f"{path}: {len(bad):,} of {n:,} values are {'inf' if allow_nan else 'NaN or inf'} "
-                        f"(first: index {bad[0]})")
-    return pred
 
 
 def _check_shape(name: str, pred: np.ndarray, n: int, what: str) -> None:
@@ -835,7 +718,7 @@ def _write_run_json(out: Path, spec: RunSpec, data_dir: Path, train_path: Path, 
     for mod in ("torch", "lightgbm", "tensorflow"):
         if mod in sys.modules:
             versions[mod] = getattr(sys.modules[mod], "__version__", "?")
-    write_json(out / "run.json", {
+    write_json(RunDir(out).run_json, {
         RUN_FORMAT[0]: RUN_FORMAT[1],
         "data_dir": str(data_dir.resolve()), "simulated": simulated, "train": str(train_path.resolve()), "n_train": len(train),
         "n_test": len(test), "snv_pairs": str(Path(spec.snv_pairs).resolve()) if spec.snv_pairs else None,

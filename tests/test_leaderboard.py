@@ -333,7 +333,7 @@ def test_scores_come_from_test_npy_never_from_scores_json(tmp_path, test_set):
     assert "| B |" not in result.output and "no test.npy (its scores.json alone is not trusted), left out" in result.output
 
     # a NaN-holding test.npy is refused with the file named (never scored in part); so are a pickled
-    # or short one (harness.runner.load_predictions, which the leaderboard reads every test.npy with)
+    # or short one (harness.rundir.load_predictions, which the leaderboard reads every test.npy with)
     path = run / "methods" / "A" / "test.npy"
     with_nan = good.copy()
     with_nan[123] = np.nan
@@ -341,7 +341,7 @@ def test_scores_come_from_test_npy_never_from_scores_json(tmp_path, test_set):
     result = invoke(run, "--format", "csv")
     assert result.exit_code == 1 and f"{path}: 1 of 71,103 values are NaN or inf (first: index 123)" in result.output
     from harness.data import DataError
-    from harness.runner import load_predictions
+    from harness.rundir import load_predictions
 
     for bad, message in [(np.array([{"x": 1}] * 3, dtype=object), "not a readable .npy array"),
                          (good[:-5].copy(), r"shape \(71098,\), expected \(71103,\)")]:

@@ -32,7 +32,8 @@ from harness.integrity import IntegrityError
 from harness.io import DirLock, LockedError, UnsafePath, read_json
 from harness.method import Method, MethodConfig
 from harness.registry import register
-from harness.runner import RunDirError, RunSpec, run, verified_model_dir
+from harness.rundir import verified_model_dir
+from harness.runner import RunDirError, RunSpec, run
 from harness.splits import SplitSpec
 
 METHOD = "test-safety-gc"
