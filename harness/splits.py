@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import KFold, train_test_split
 
 from .data.table import SeqTable
 from .io import read_json, write_json, write_npy
@@ -70,6 +69,8 @@ def make_assignment(n: int, spec: SplitSpec) -> np.ndarray:
     Uses scikit-learn's ``KFold(shuffle=True)`` / ``train_test_split`` with ``random_state=seed``;
     ``none`` is all -1 (no row held out).
     """
+    from sklearn.model_selection import KFold, train_test_split  # ~1.9 s to import: not for `harness --help`
+
     out = np.full(n, -1, dtype=np.int16)
     rows = np.arange(n)
     if spec.kind == "none":

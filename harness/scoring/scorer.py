@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy.stats import rankdata
 
 from ..data.testset import PAIR_CATEGORIES, TestSet
 
@@ -87,6 +86,8 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman ρ of two ``(n,)`` arrays: Pearson r of average ranks (as ``scipy.stats.spearmanr``)."""
+    from scipy.stats import rankdata  # scipy.stats takes ~1.5 s to import: only when a score is computed
+
     return pearson(rankdata(x), rankdata(y))
 
 
