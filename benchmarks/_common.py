@@ -23,8 +23,9 @@ from harness.registry import load_profile
 from harness.torch_method import TorchMethod
 from harness.torch_train import Trainer
 
-#: default ``--data``: the real training rows.
-DEFAULT_DATA = "/work/shared/data/dream2022/dev_train.txt"
+#: default ``--data``: the real training rows, ``../shared/data/dream2022/dev_train.txt`` beside the
+#: repository (where the tests read them too).
+DEFAULT_DATA = str(Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dream2022" / "dev_train.txt")
 
 
 def machine() -> dict:
