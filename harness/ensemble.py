@@ -301,7 +301,46 @@ def _load_booster(path: Path, n_features: int):
     return booster
 
 
-class LightGBMStacker(Stacker):
+class _BoostedStacker(Stacker):
+    """What the two LightGBM stackers share: their parameters (class defaults :attr:`PARAMS`,
+    overridable by keyword) and one early-stopped boosting fit (:meth:`_boost`)."""
+
+    #: LightGBM parameters (``num_boost_round`` included) and early-stopping patience.
+    PARAMS: dict = {}
+    EARLY_STOPPING_ROUNDS = 20
+
+    def __init__(self, n_members, feature_names, seed=0, n_jobs: int | None = None,
+                 early_stopping_rounds: int | None = None, **params) -> None:
+        super().__init__(n_members, feature_names, seed)
+        self.n_jobs = n_jobs
+        self.early_stopping_rounds = (self.EARLY_STOPPING_ROUNDS if early_stopping_rounds is None
+                                      else early_stopping_rounds)
+        self.params = {**self.PARAMS, **params}
+
+    def _boost(self, X: np.ndarray, y: np.ndarray, fit: np.ndarray, val: np.ndarray, extra: dict | None = None,
+               init_score: Callable[[np.ndarray], np.ndarray] | None = None):
+        """Train on rows ``fit``, early-stop on rows ``val`` (starting from ``init_score(X)`` where
+        given); sets ``best_iteration_`` and returns a booster rebuilt from the text of the trees
+        used, so the saved text predicts exactly what the fitted object does."""
+        import lightgbm as lgb
+
+        params = _lgb_params(self.seed, self.n_jobs, {**self.params, **(extra or {})})
+        rounds = params.pop("num_boost_round")
+        score = (lambda rows: None) if init_score is None else (lambda rows: init_score(X[rows]))
+        train_set = lgb.Dataset(X[fit], y[fit], init_score=score(fit), free_raw_data=True,
+                                feature_name=[f"f{i}" for i in range(X.shape[1])])
+        valid_set = lgb.Dataset(X[val], y[val], init_score=score(val), reference=train_set)
+        booster = lgb.train(params, train_set, num_boost_round=rounds, valid_sets=[valid_set],
+                            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
+        self.best_iteration_ = booster.best_iteration or rounds
+        return lgb.Booster(model_str=booster.model_to_string(num_iteration=self.best_iteration_))
+
+    def _load_booster_of(self, directory) -> None:
+        self.booster_ = _load_booster(Path(directory) / "lightgbm.txt", len(self.feature_names))
+        self.best_iteration_ = self.booster_.num_trees()
+
+
+class LightGBMStacker(_BoostedStacker):
     """Non-negative linear blend plus a monotone LightGBM residual (the default).
 
     A :class:`LinearStacker` is fitted first; LightGBM (L2 loss, 7 leaves, at most 300 rounds at
@@ -317,31 +356,15 @@ class LightGBMStacker(Stacker):
     """
 
     name = "lightgbm"
-
-    def __init__(self, n_members, feature_names, seed=0, n_jobs: int | None = None,
-                 early_stopping_rounds: int = 20, **params) -> None:
-        super().__init__(n_members, feature_names, seed)
-        self.n_jobs = n_jobs
-        self.early_stopping_rounds = early_stopping_rounds
-        self.params = {"num_boost_round": 300, "learning_rate": 0.05, "num_leaves": 7, "min_data_in_leaf": 100,
-                       "lambda_l2": 1.0, **params}
+    PARAMS = {"num_boost_round": 300, "learning_rate": 0.05, "num_leaves": 7, "min_data_in_leaf": 100,
+              "lambda_l2": 1.0}
+    EARLY_STOPPING_ROUNDS = 20
 
     def fit(self, X, y):
-        import lightgbm as lgb
-
         fit, val = _split_for_early_stopping(len(X), self.seed)
         self.linear_ = LinearStacker(self.n_members, self.feature_names, self.seed).fit(X[fit], y[fit])
         constraints = [1] * self.n_members + [0] * (X.shape[1] - self.n_members)
-        params = _lgb_params(self.seed, self.n_jobs, {**self.params, "monotone_constraints": constraints})
-        rounds = params.pop("num_boost_round")
-        train_set = lgb.Dataset(X[fit], y[fit], init_score=self.linear_.predict(X[fit]), free_raw_data=True,
-                                feature_name=[f"f{i}" for i in range(X.shape[1])])
-        valid_set = lgb.Dataset(X[val], y[val], init_score=self.linear_.predict(X[val]), reference=train_set)
-        booster = lgb.train(params, train_set, num_boost_round=rounds, valid_sets=[valid_set],
-                            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
-        self.best_iteration_ = booster.best_iteration or rounds
-        # keep only the trees used: the saved text then predicts exactly what predict() does
-        self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=self.best_iteration_))
+        self.booster_ = self._boost(X, y, fit, val, {"monotone_constraints": constraints}, self.linear_.predict)
         return self
 
     def predict(self, X):
@@ -360,12 +383,11 @@ class LightGBMStacker(Stacker):
     def load(cls, directory, n_members, feature_names):
         self = cls(n_members, feature_names)
         self.linear_ = LinearStacker.load(directory, n_members, feature_names)
-        self.booster_ = _load_booster(Path(directory) / "lightgbm.txt", len(feature_names))
-        self.best_iteration_ = self.booster_.num_trees()
+        self._load_booster_of(directory)
         return self
 
 
-class PlainLightGBMStacker(Stacker):
+class PlainLightGBMStacker(_BoostedStacker):
     """LightGBM regressor on the level-1 features alone (the stacker before issue 19; kept for
     comparison): 15 leaves, learning rate 0.05, early-stopped on a seeded 10 % slice of its own
     training rows. Its output is piecewise constant: tens of thousands of test sequences share a
@@ -373,27 +395,13 @@ class PlainLightGBMStacker(Stacker):
     *Neural Networks* 5:241-259. Saved as ``lightgbm.txt``."""
 
     name = "lightgbm-plain"
-
-    def __init__(self, n_members, feature_names, seed=0, n_jobs: int | None = None,
-                 early_stopping_rounds: int = 50, **params) -> None:
-        super().__init__(n_members, feature_names, seed)
-        self.n_jobs = n_jobs
-        self.early_stopping_rounds = early_stopping_rounds
-        self.params = {"num_boost_round": 2000, "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 40,
-                       "lambda_l2": 1.0, **params}
+    PARAMS = {"num_boost_round": 2000, "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 40,
+              "lambda_l2": 1.0}
+    EARLY_STOPPING_ROUNDS = 50
 
     def fit(self, X, y):
-        import lightgbm as lgb
-
         fit, val = _split_for_early_stopping(len(X), self.seed)
-        params = _lgb_params(self.seed, self.n_jobs, self.params)
-        rounds = params.pop("num_boost_round")
-        train_set = lgb.Dataset(X[fit], y[fit], feature_name=[f"f{i}" for i in range(X.shape[1])], free_raw_data=True)
-        valid_set = lgb.Dataset(X[val], y[val], reference=train_set)
-        booster = lgb.train(params, train_set, num_boost_round=rounds, valid_sets=[valid_set],
-                            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
-        self.best_iteration_ = booster.best_iteration or rounds
-        self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=self.best_iteration_))
+        self.booster_ = self._boost(X, y, fit, val)
         return self
 
     def predict(self, X):
@@ -413,8 +421,7 @@ class PlainLightGBMStacker(Stacker):
     @classmethod
     def load(cls, directory, n_members, feature_names):
         self = cls(n_members, feature_names)
-        self.booster_ = _load_booster(Path(directory) / "lightgbm.txt", len(feature_names))
-        self.best_iteration_ = self.booster_.num_trees()
+        self._load_booster_of(directory)
         return self
 
 
@@ -433,7 +440,7 @@ def make_stacker(name: str, n_members: int, feature_names: list[str], seed: int 
     if name not in STACKER_CLASSES:
         raise ValueError(f"unknown stacker {name!r}; choose from {', '.join(STACKERS)}")
     cls = STACKER_CLASSES[name]
-    if cls in (LightGBMStacker, PlainLightGBMStacker):
+    if issubclass(cls, _BoostedStacker):
         return cls(n_members, feature_names, seed, n_jobs=n_jobs)
     return cls(n_members, feature_names, seed)
 
