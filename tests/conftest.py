@@ -119,3 +119,39 @@ def save_and_load(tmp_path):
         return loaded
 
     return run
+
+
+@pytest.fixture(scope="session")
+def kmer_ridge_run(simulated_dir, tmp_path_factory) -> Path:
+    """A finished 2-fold kmer-ridge (``tiny`` profile, split seed 3) run on :func:`simulated_dir`,
+    made once per session. Treat it as read-only: damage a :func:`copy_run`."""
+    import io
+
+    from rich.console import Console
+
+    from harness.runner import RunSpec, run
+    from harness.splits import SplitSpec
+
+    out = tmp_path_factory.mktemp("kmer-ridge-run") / "run"
+    run(RunSpec(["kmer-ridge"], simulated_dir, split=SplitSpec("kfold", folds=2, seed=3), profile="tiny", out=out),
+        Console(file=io.StringIO(), width=200))
+    return out
+
+
+@pytest.fixture()
+def copy_run(kmer_ridge_run, tmp_path) -> Path:
+    """A copy of :func:`kmer_ridge_run` that a test may damage."""
+    import shutil
+
+    dest = tmp_path / "run"
+    shutil.copytree(kmer_ridge_run, dest)
+    return dest
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still exists (signal 0)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
 import sys
@@ -11,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rich.console import Console
 
 import harness
 from harness.api import PartialScoreWarning, Run
@@ -20,10 +18,8 @@ from harness.data.testset import SUBSET_DIR, TEST_FILE
 from harness.export import submission_json
 from harness.io import read_json
 from harness.predict import RunPredictor
-from harness.runner import RunSpec, run
 from harness.scoring import BoardScore
 from harness.scoring import score as score_board
-from harness.splits import SplitSpec
 
 def readme_example() -> str:
     """The README's notebook example ("Using a trained run"), read from the README itself so the two
@@ -36,12 +32,9 @@ def readme_example() -> str:
 
 
 @pytest.fixture(scope="module")
-def finished(simulated_dir, tmp_path_factory) -> Path:
-    """A finished kmer-ridge (tiny profile) 2-fold run on the simulated data."""
-    out = tmp_path_factory.mktemp("api") / "run"
-    run(RunSpec(["kmer-ridge"], simulated_dir, split=SplitSpec("kfold", folds=2, seed=3), profile="tiny", out=out),
-        Console(file=io.StringIO()))
-    return out
+def finished(kmer_ridge_run) -> Path:
+    """The session's finished kmer-ridge 2-fold run (conftest), read-only."""
+    return kmer_ridge_run
 
 
 def test_import_harness_stays_light():

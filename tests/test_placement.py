@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import process_alive
 from harness import registry
 from harness.backend import (CPU_RESOURCE, FAKE_GPUS_ENV, JobError, dask_resources, dask_worker_specs, dispatch,
                              gpu_slots, ray_remote_args, visible_gpus)
@@ -152,17 +153,11 @@ def test_a_dead_gpu_worker_stops_every_worker(tmp_path, monkeypatch):
         dispatch(crash_or_wait, probes, "local", jobs=2, gpus=[1, 0, 1])
     pid = int((tmp_path / "pid-1").read_text())
     deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(pid), "the CPU job's worker outlived the dispatch"
+    assert not process_alive(pid), "the CPU job's worker outlived the dispatch"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_two_gpus_per_job_make_two_slots_of_two(tmp_path, monkeypatch):

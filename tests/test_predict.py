@@ -72,20 +72,9 @@ def _quiet() -> Console:
 
 
 @pytest.fixture(scope="module")
-def finished(simulated_dir, tmp_path_factory) -> Path:
-    """A finished kmer-ridge (tiny profile) 2-fold run on the simulated data."""
-    out = tmp_path_factory.mktemp("predict") / "run"
-    run(RunSpec(["kmer-ridge"], simulated_dir, split=SplitSpec("kfold", folds=2, seed=3), profile="tiny", out=out),
-        _quiet())
-    return out
-
-
-@pytest.fixture()
-def copy_run(finished, tmp_path) -> Path:
-    """A copy of the finished run that a test may damage."""
-    dest = tmp_path / "run"
-    shutil.copytree(finished, dest)
-    return dest
+def finished(kmer_ridge_run) -> Path:
+    """The session's finished kmer-ridge 2-fold run (conftest), read-only."""
+    return kmer_ridge_run
 
 
 def _cli(*args):

@@ -26,6 +26,7 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
+from conftest import process_alive
 from harness.cli import main
 from harness.data.encoding import gc_content
 from harness.integrity import IntegrityError
@@ -382,12 +383,6 @@ def _starts(log: Path) -> list[tuple[str, int, int]]:
     return [(w, int(s), int(p)) for w, s, p in (line.split() for line in log.read_text().splitlines())]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
@@ -410,9 +405,9 @@ def test_workers_stop_with_their_driver(sig, simulated_dir, tmp_path):
         output = driver.communicate(timeout=60)[0]
         workers = {p for _, _, p in _starts(log)}
         deadline = time.monotonic() + 10
-        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        while any(process_alive(p) for p in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not any(_alive(p) for p in workers), "workers outlived their driver"
+        assert not any(process_alive(p) for p in workers), "workers outlived their driver"
         time.sleep(1)
         assert [w for w, *_ in _starts(log)] == ["start", "start"]  # no queued job started, none finished
         if sig == signal.SIGTERM:

@@ -3,13 +3,11 @@ real run writes, its readers read them back, and a fold whose files changed is n
 
 from __future__ import annotations
 
-import io
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from rich.console import Console
 
 from harness.data import DataError
 from harness.integrity import IntegrityError
@@ -27,26 +25,14 @@ from harness.rundir import (
     verified_done,
     verified_model_dir,
 )
-from harness.runner import RunSpec, run
-from harness.splits import SplitSpec
 
 METHOD = "kmer-ridge"
 
 
 @pytest.fixture(scope="module")
-def finished(simulated_dir, tmp_path_factory) -> Path:
-    """A finished kmer-ridge (tiny profile) 2-fold run on the simulated data."""
-    out = tmp_path_factory.mktemp("rundir") / "run"
-    run(RunSpec([METHOD], simulated_dir, split=SplitSpec("kfold", folds=2, seed=3), profile="tiny", out=out),
-        Console(file=io.StringIO(), width=200))
-    return out
-
-
-@pytest.fixture()
-def copy_run(finished, tmp_path) -> Path:
-    dest = tmp_path / "run"
-    shutil.copytree(finished, dest)
-    return dest
+def finished(kmer_ridge_run) -> Path:
+    """The session's finished kmer-ridge 2-fold run (conftest), read-only."""
+    return kmer_ridge_run
 
 
 def test_paths_are_the_files_a_run_writes(finished):
