@@ -775,6 +775,8 @@ class HighSchoolers(TorchMethod):
 
     @property
     def prediction_units(self) -> str | None:
+        """The scale of :meth:`predict` with ``quantile_output`` (GetPredictions.py); None: the
+        training target's."""
         return "uniform quantile level in [0, 1] among the rows predicted together" if self.config.quantile_output else None
 
     def __init__(self, config: HighSchoolersConfig | None = None, *, seed: int = 0, device: str = "auto",
