@@ -50,6 +50,7 @@ from harness.io import atomic_open, read_json, write_json, write_text
 from harness.method import Method, MethodConfig
 from harness.registry import register
 from harness.scoring.scorer import pearson
+from harness.tracking import lightgbm_callback, open_method_log
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see the module docstring: before LightGBM loads OpenMP
 
@@ -400,7 +401,10 @@ class KmerRidge(_KmerMethod):
                                                    random_state=self.seed))
 
     def fit(self, train: SeqTable, valid: SeqTable | None = None) -> None:
-        """Fit on ``train`` (alpha chosen as :class:`KmerRidgeConfig` describes).
+        """Fit on ``train`` (alpha chosen as :class:`KmerRidgeConfig` describes). With an alpha grid
+        and a ``work_dir``, one row goes to the metric log (:mod:`harness.tracking`): ``alpha`` (the
+        chosen one) and ``valid_r`` (its validation Pearson r); a single alpha has no validation, so
+        no row.
 
         Raises:
             ValueError: ``train`` (or a given ``valid``) has no targets, is empty or has non-finite
@@ -428,6 +432,8 @@ class KmerRidge(_KmerMethod):
             best = max(scored, key=lambda a: self.selection_[repr(a)])
             # with an external valid set the model already saw all of train; otherwise refit on all
             self.model_ = models[best] if valid is not None else self._pipeline(best).fit(x, y)
+            with open_method_log(self) as log:  # one row (no epochs): the selected alpha's validation r
+                log.log(1, {"alpha": float(best), "valid_r": self.selection_[repr(best)]})
         self.alpha_ = float(best)
 
     def predict(self, seqs: SeqTable) -> np.ndarray:
@@ -592,7 +598,9 @@ class KmerLGBM(_KmerMethod):
         }
 
     def fit(self, train: SeqTable, valid: SeqTable | None = None) -> None:
-        """Boost on ``train`` with early stopping as :class:`KmerLGBMConfig` describes.
+        """Boost on ``train`` with early stopping as :class:`KmerLGBMConfig` describes. With a
+        ``work_dir``, every round's ``train_l2`` (and ``valid_l2`` with early stopping) goes to the
+        metric log (:mod:`harness.tracking`), ``step`` = rounds done.
 
         Raises:
             ValueError: ``train`` (or a given ``valid``) has no targets, is empty or has non-finite
@@ -608,16 +616,22 @@ class KmerLGBM(_KmerMethod):
         if cfg.early_stopping_rounds > 0:
             x, y, x_val, y_val = self._fit_and_valid(x, y, valid)
         dtrain = lgb.Dataset(x, y, params=params, free_raw_data=True)
-        if x_val is None:
-            booster = lgb.train(params, dtrain, num_boost_round=cfg.n_estimators)
-            best, score = booster.current_iteration(), None
-        else:
-            dvalid = lgb.Dataset(x_val, y_val, reference=dtrain)
-            booster = lgb.train(params, dtrain, num_boost_round=cfg.n_estimators, valid_sets=[dvalid],
-                                valid_names=["valid"],
-                                callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)])
-            best = booster.best_iteration or booster.current_iteration()
-            score = float(booster.best_score["valid"]["l2"]) if booster.best_score else None
+        with open_method_log(self) as log:
+            # each round's L2 on the training rows (and the validation rows) goes to the metric log
+            # (harness.tracking); evaluating them only reads the scores: the trees are the same
+            tracked, names = ([dtrain], ["train"]) if log.active else ([], [])
+            logging = [lightgbm_callback(log)] if log.active else []
+            if x_val is None:
+                booster = lgb.train(params, dtrain, num_boost_round=cfg.n_estimators, valid_sets=tracked,
+                                    valid_names=names, callbacks=logging)
+                best, score = booster.current_iteration(), None
+            else:
+                dvalid = lgb.Dataset(x_val, y_val, reference=dtrain)
+                booster = lgb.train(params, dtrain, num_boost_round=cfg.n_estimators, valid_sets=[*tracked, dvalid],
+                                    valid_names=[*names, "valid"],
+                                    callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False), *logging])
+                best = booster.best_iteration or booster.current_iteration()
+                score = float(booster.best_score["valid"]["l2"]) if booster.best_score else None
         # keep only the best rounds, through the same text form that save() writes
         self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
         self.best_iteration_ = int(best)

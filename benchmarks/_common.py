@@ -21,7 +21,7 @@ import torch
 from harness.method import MethodConfig
 from harness.registry import load_profile
 from harness.torch_method import TorchMethod
-from harness.torch_train import Trainer
+from harness.training import SeqTrainer
 
 #: default ``--data``: the real training rows, ``../shared/data/dream2022/dev_train.txt`` beside the
 #: repository (where the tests read them too).
@@ -90,7 +90,7 @@ def config_for(method: str, args: argparse.Namespace) -> MethodConfig:
     return config
 
 
-def trainer_for(method: TorchMethod, args: argparse.Namespace) -> Trainer:
+def trainer_for(method: TorchMethod, args: argparse.Namespace) -> SeqTrainer:
     """The plug-in's training path, :meth:`harness.torch_method.TorchMethod.make_trainer` (the one
     entry point ``fit`` uses), with torch's thread count set to ``--threads``, else, on the CPU,
     to the method's :meth:`~harness.torch_method.TorchMethod.cpu_threads` where it sets one (what
@@ -103,7 +103,7 @@ def trainer_for(method: TorchMethod, args: argparse.Namespace) -> Trainer:
 
 def report(result: dict, args: argparse.Namespace, method: str, parameters: int, *, batch_note: str = "",
            extra: str = "", **fields) -> dict:
-    """Complete ``result`` (from :meth:`harness.torch_train.Trainer.time_steps`) with ``profile``,
+    """Complete ``result`` (from :meth:`harness.training.SeqTrainer.time_steps`) with ``profile``,
     ``parameters``, ``fields``, ``machine`` and ``command``; print it as JSON and a one-line
     summary (``batch_note`` after the batch size, ``extra`` at the end); write it to ``--json``
     when given. Returns ``result``."""

@@ -1,7 +1,7 @@
 """Training-throughput benchmark of the BHI (DeepGXP) plug-in (paper profile by default).
 
 Times ``--steps`` optimiser steps (after ``--warmup`` untimed ones) of exactly the training step
-that :meth:`submissions.bhi.BHI.fit` runs -- the same :class:`harness.torch_train.Trainer` (per-batch
+that :meth:`submissions.bhi.BHI.fit` runs -- the same :class:`harness.training.SeqTrainer` (per-batch
 vector padding drawn 4:3:2 and one-hot on the device, forward on the sequence and its reverse
 complement, conjoined Huber loss, backward, AdamW step; bf16 autocast on CUDA) -- and reports
 training sequences/s (each sequence is run on both strands, so the network sees twice as many

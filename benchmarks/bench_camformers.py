@@ -1,7 +1,7 @@
 """Training-throughput benchmark of the Camformers plug-in (paper profile by default).
 
 Times ``--steps`` optimiser steps (after ``--warmup`` untimed ones) of exactly the training step
-that :meth:`submissions.camformers.Camformers.fit` runs -- the same :class:`harness.torch_train.Trainer`
+that :meth:`submissions.camformers.Camformers.fit` runs -- the same :class:`harness.training.SeqTrainer`
 (one-hot on the device, forward, L1 loss, backward, AdamW step; bf16 autocast on CUDA) -- and
 reports training sequences/s and peak memory (peak RSS of the process on CPU,
 ``torch.cuda.max_memory_allocated`` on CUDA).

@@ -1,7 +1,7 @@
 """Training-throughput benchmark of the LegNet plug-in (paper profile by default).
 
 Times ``--steps`` optimiser steps (after ``--warmup`` untimed ones) of exactly the training step
-that :meth:`submissions.legnet.LegNet.fit` runs -- the same :class:`harness.torch_train.Trainer`
+that :meth:`submissions.legnet.LegNet.fit` runs -- the same :class:`harness.training.SeqTrainer`
 (6-channel encoding and soft labels on the device, forward, KL loss, backward, AdamW step; fp32
 unless ``--mixed-precision``) -- and reports training sequences/s (rows of the reverse-complement
 doubled training set) and peak memory (peak RSS of the process on CPU,
@@ -45,7 +45,7 @@ def rows(data: str, n_rows: int, seed: int) -> SeqTable:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Run the benchmark; print and return the result dict (see :meth:`Trainer.time_steps`), with
+    """Run the benchmark; print and return the result dict (see :meth:`SeqTrainer.time_steps`), with
     ``profile``, ``parameters``, ``cpu_seconds`` (process CPU time of the timed and warm-up steps),
     ``machine``, ``command`` and, with ``--predict``, ``predict_seqs_per_s``."""
     ap = parser("legnet", __doc__)

@@ -12,7 +12,7 @@ skipped and marked so, and one that fails records its error without stopping the
    where a plug-in has no ``paper-fast`` the check uses ``paper`` with ``mixed_precision="auto"``,
    ``compile="default"`` and says so in the row's note): steady-state training sequences/s
    through the real training path -- the plug-in's own ``make_trainer`` and the same
-   :meth:`harness.torch_train.Trainer.fit` that ``fit`` runs, the encoded training arrays the
+   :meth:`harness.training.SeqTrainer.fit` that ``fit`` runs, the encoded training arrays the
    plug-in builds resident on the GPU (``data_on_device``), one-hot/augmentation per batch in the
    plug-in's transform -- over ``--measure-seconds`` (default 30) after ``--warmup-steps``
    (default 20; compilation happens there) untimed steps; peak GPU memory
@@ -58,11 +58,13 @@ Usage::
 On the GPU machine lent through the workplace's ``device`` tool
 ------------------------------------------------------------------
 That machine has no network; its image has PyTorch, NumPy, SciPy, pandas, scikit-learn, rich,
-click, xxhash and nvidia-ml-py, but not pydantic (the profile loader needs it), nor lightgbm,
+click, xxhash and nvidia-ml-py, but not pydantic (the profile loader needs it) or Lightning (the
+PyTorch plug-ins train through it), nor lightgbm,
 optuna or tomlkit (not used by this check: only ``harness tune`` and the k-mer baseline import
 them). The project is not installed there: this script puts the repository root on
-``sys.path`` and imports the four plug-ins directly. Carry pydantic and its dependencies as
-wheels (about 2.9 MB; the carry limit is 64 MiB with the working tree, ~1.5 MB) -- here, in the
+``sys.path`` and imports the four plug-ins directly. Carry pydantic, Lightning and their
+dependencies as wheels (12 wheels, 6.5 MB measured; the carry limit is 64 MiB with the working
+tree, ~1.5 MB) -- here, in the
 repository root::
 
     echo /.whl/ >> .git/info/exclude
@@ -110,9 +112,11 @@ if str(ROOT) not in sys.path:  # the project need not be installed (the GPU mach
 
 #: modules this check imports (module -> distribution to carry when it is missing)
 REQUIRED = {"numpy": "numpy", "scipy": "scipy", "pandas": "pandas", "sklearn": "scikit-learn", "torch": "torch",
-            "rich": "rich", "click": "click", "xxhash": "xxhash", "pydantic": "pydantic"}
-#: what pydantic needs beside itself (its wheels' Requires-Dist), carried together with it
-CARRY = ("pydantic", "pydantic-core", "annotated-types", "typing-inspection", "typing-extensions")
+            "rich": "rich", "click": "click", "xxhash": "xxhash", "pydantic": "pydantic", "lightning": "lightning"}
+#: carried to the GPU machine: pydantic and Lightning with what they need beside themselves (their
+#: wheels' Requires-Dist; PyYAML, fsspec and tqdm are small and may be missing from its image)
+CARRY = ("pydantic", "pydantic-core", "annotated-types", "typing-inspection", "typing-extensions", "lightning",
+         "pytorch-lightning", "lightning-utilities", "torchmetrics", "fsspec", "tqdm", "PyYAML")
 #: the PyTorch plug-ins, in the order they are measured
 METHODS = ("camformers", "bhi", "highschoolers", "legnet")
 #: the order of the speed-profile rows (the last ones are skipped first when the budget runs out)
@@ -152,7 +156,7 @@ def missing_packages() -> list[str]:
 
 
 def carry_help() -> str:
-    """How to bring the packages the GPU machine lacks (pydantic and its dependencies, the versions
+    """How to bring the packages the GPU machine lacks (:data:`CARRY`: pydantic, Lightning and their dependencies, the versions
     installed here) as wheels for its Python 3.12 on x86-64."""
     pins = []
     for dist in CARRY:
@@ -182,23 +186,23 @@ def carry_help() -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# plug-in adapters: what each plug-in's fit does with a table before its Trainer sees it
+# plug-in adapters: what each plug-in's fit does with a table before its SeqTrainer sees it
 # ----------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Adapter:
-    """How one plug-in turns training rows into its Trainer's inputs, mirroring its ``fit``.
+    """How one plug-in turns training rows into its SeqTrainer's inputs, mirroring its ``fit``.
 
     Attributes:
         module: the plug-in module (imported lazily).
         cls_name: the method class in it.
         arrays: ``arrays(method, table) -> (x, y)``: the training inputs ``fit`` hands to
-            :meth:`Trainer.fit` (filtered, encoded, doubled...), for the rows it keeps.
+            :meth:`SeqTrainer.fit` (filtered, encoded, doubled...), for the rows it keeps.
         kept: ``kept(method, table) -> (N,) bool``: rows ``fit`` keeps (its training filter).
         holdout: ``holdout(method, n_kept) -> int``: rows ``fit`` holds out for validation when no
             validation table is given.
         ready: ``ready(method, trainer, table)``: make ``method`` predict with ``trainer``'s model
             (and whatever fitted state ``predict`` needs).
-        rows_per_kept_row: Trainer rows per kept training row (2: LegNet's reverse-complement doubling).
+        rows_per_kept_row: SeqTrainer rows per kept training row (2: LegNet's reverse-complement doubling).
     """
 
     module: str
@@ -442,7 +446,7 @@ def recipe(name: str, method, trainer, n_rows: int, kept_fraction: float) -> dic
     timing override).
 
     Returns ``{"rows", "kept_rows", "valid_rows", "trainer_rows", "epochs", "steps_per_epoch",
-    "batch_size", "train_seqs", "validations", "valid_seqs"}``; ``train_seqs`` counts Trainer
+    "batch_size", "train_seqs", "validations", "valid_seqs"}``; ``train_seqs`` counts SeqTrainer
     rows (LegNet: strands), ``valid_seqs`` sequences predicted for validation.
     """
     adapter = ADAPTERS[name]
@@ -450,7 +454,7 @@ def recipe(name: str, method, trainer, n_rows: int, kept_fraction: float) -> dic
     kept = int(round(n_rows * kept_fraction))
     valid = adapter.holdout(method, kept)
     trainer_rows = (kept - valid) * adapter.rows_per_kept_row
-    steps = trainer._steps_per_epoch(trainer_rows)  # the Trainer's own rule (drop_last, max_batches_per_epoch)
+    steps = trainer._steps_per_epoch(trainer_rows)  # the SeqTrainer's own rule (drop_last, max_batches_per_epoch)
     per_epoch = min(steps * cfg.batch_size, trainer_rows)
     epochs = cfg.max_epochs
     validations = 0
@@ -487,7 +491,7 @@ def measure(name: str, profile: str, table, device, args, deadline: float) -> di
 
     tc = trainer.config  # timing overrides: no validation, no early stopping, full batches, no checkpoints
     tc.progress, tc.patience, tc.drop_last, tc.validate_every = False, None, True, 1
-    tc.max_epochs, tc.max_batches_per_epoch, tc.max_train_seconds = 1, args.warmup_steps, None
+    tc.max_epochs, tc.max_batches_per_epoch, tc.max_train_seconds = 1, args.warmup_steps, 0.0
     t0 = time.perf_counter()
     trainer.fit(x, y)
     _sync(device)
@@ -529,7 +533,7 @@ def measure(name: str, profile: str, table, device, args, deadline: float) -> di
 def project(rows: list[dict], n_test: int) -> dict:
     """Wall-time projections from the measured rows (see the module docstring, item 3)."""
     out: dict[str, Any] = {"full_paper_training": [], "kfold5": {}, "assumptions": [
-        "training time = Trainer rows of the recipe / steady-state train seq/s of the row",
+        "training time = SeqTrainer rows of the recipe / steady-state train seq/s of the row",
         "validation and prediction time = sequences / the measured predict seq/s (the plug-in's predict; "
         "its fp32 eval path, TTA included)",
         "camformers: its epoch cap (50) with early stopping off -- an upper bound",
@@ -822,7 +826,7 @@ def main(argv: list[str] | None = None) -> dict:
     from harness.data.fetch import MANIFEST
     from harness.io import write_json, write_text
     from harness.torch_method import json_safe
-    from harness.torch_train import select_device
+    from harness.training import select_device
 
     start = time.perf_counter()
     deadline = start + args.budget

@@ -46,6 +46,21 @@ noise (|r| < 0.035 for every candidate and member on the 16,370 rows of ``dev_tr
 pairs whose rows are held out by different inner-fold stackers are biased (each stacker is pulled
 towards the other row's target: r = −0.15 for plain LightGBM).
 
+Rows like the test sequences (:func:`length_weights`): the stackers are fitted, and the level term
+and the pair term computed, on training rows weighted by ``p_test(length) / p_train(length)``, the
+importance weight of the one covariate whose shift is known exactly without a measured value
+(Shimodaira 2000, *J. Stat. Plan. Inference* 90:227-244: weighting by the test/train density ratio
+under covariate shift). Every test sequence of the challenge has 110 nt; 7 % of ``dev_train.txt``
+rows do not (1,151 of 16,370), their measured expression is higher (mean 11.0 vs 8.8) and a member
+that learns length (camformers: OOF r 0.369 on those rows, mean prediction +1.1) gains OOF r from
+rows unlike any test sequence (OOF r + ρ 0.971 on all rows, 0.950 on the 110-nt rows, where the
+k-mer members keep 0.998-1.000); unweighted, the linear blend gave camformers its largest weight
+(0.59; 0.45 with the weights) and the ensemble lost Pearson on the test board. Rows of a length no
+test sequence has get weight 0 (they still get an OOF prediction); when train and test lengths are
+distributed alike every weight is 1 and nothing changes. The reported OOF r and ρ (``pearson``,
+``spearman``, ``score``, ``oof_pearson`` in ``scores.json``) stay those of all rows, unweighted, so
+they compare with the members' leaderboard rows; ``weighted_*`` are the weighted ones.
+
 Guard: the ensemble is never worse than its best member on the criterion: when the stacker's
 inner-CV criterion is below the best member's, the ensemble falls back to that member (its
 ``oof.npy`` and ``test.npy``), and ``ensemble.json``, ``scores.json``, ``leaderboard.json`` and the
@@ -69,19 +84,17 @@ Files written into the run directory (atomically)::
 
 from __future__ import annotations
 
+import inspect
 import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import click
 import numpy as np
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
-from .cli_errors import friendly_errors
 from .data import DataError, SeqTable
 from .data.encoding import gc_content
 from .integrity import IntegrityError, verify
@@ -100,7 +113,7 @@ SEQ_FEATURES = ("gc_content", "length")
 #: Weight of the pair-difference term in the criterion: the SNV category's share of the score.
 PAIR_WEIGHT = WEIGHTS["SNVs"] / NORMALISER
 CRITERION = ("(OOF Pearson r + Spearman ρ) · ((1 − 1.25/4.65) + 1.25/4.65 · pair consistency), "
-             "training rows only")
+             "training rows only, weighted to the test set's sequence lengths")
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,7 +141,8 @@ class Stacker:
     """A level-2 model. ``X`` is ``(n, n_members + n_extra) float64``: the first ``n_members``
     columns are member predictions, the rest sequence features. Subclasses implement
     :meth:`fit`, :meth:`predict` and :meth:`describe`; the built-in ones also :meth:`save` and
-    :meth:`load` (JSON and LightGBM model text, never pickle)."""
+    :meth:`load` (JSON and LightGBM model text, never pickle). A ``fit`` without a
+    ``sample_weight`` parameter is fitted unweighted (:func:`cross_fit`)."""
 
     name = "stacker"
 
@@ -137,8 +151,10 @@ class Stacker:
         self.feature_names = list(feature_names)
         self.seed = seed
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "Stacker":  # pragma: no cover - interface
-        """Fit on ``X`` ``(n, F)`` against ``y`` ``(n,)``; returns self."""
+    def fit(self, X: np.ndarray, y: np.ndarray,
+            sample_weight: np.ndarray | None = None) -> "Stacker":  # pragma: no cover - interface
+        """Fit on ``X`` ``(n, F)`` against ``y`` ``(n,)`` with optional non-negative row weights
+        ``(n,) float64`` (:func:`length_weights`; None: every row 1); returns self."""
         raise NotImplementedError
 
     def predict(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
@@ -181,17 +197,18 @@ def _vector(obj: dict, key: str, n: int, path: Path) -> np.ndarray:
 class MeanStacker(Stacker):
     """Mean of z-scored member columns; each z-scored with the mean/std of its out-of-fold values.
 
-    Uses no target: ``fit`` only records the member columns' means and standard deviations.
+    Uses no target: ``fit`` only records the member columns' means and standard deviations
+    (weighted by ``sample_weight`` where given).
     Sequence features are not used (``ensemble_run`` refuses them with this stacker).
     Saved as ``mean.json`` ``{"mean": [M floats], "std": [M floats]}``.
     """
 
     name = "mean"
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         cols = X[:, : self.n_members]
-        self.mean_ = cols.mean(axis=0)
-        std = cols.std(axis=0)
+        self.mean_ = np.average(cols, axis=0, weights=sample_weight)
+        std = np.sqrt(np.average((cols - self.mean_) ** 2, axis=0, weights=sample_weight))
         self.std_ = np.where(std > 0, std, 1.0)
         return self
 
@@ -224,23 +241,27 @@ class LinearStacker(Stacker):
     """Least squares ``y ≈ X·w + b`` with member weights ``w ≥ 0`` and a free intercept.
 
     Sequence features are standardised with the training mean/std (constant ones get scale 0) and
-    get free-signed weights. Solved with ``scipy.optimize.lsq_linear`` (bounded least squares);
+    get free-signed weights. Solved with ``scipy.optimize.lsq_linear`` (bounded least squares; rows
+    weighted by ``sample_weight`` where given, i.e. rows and targets scaled by its square root);
     Breiman 1996's non-negative stacking. Saved as ``linear.json`` ``{"coef": [F + 1 floats, the
     last the intercept], "mu": [extra-feature means], "scale": [1 / their std, 0 if constant]}``.
     """
 
     name = "linear"
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         from scipy.optimize import lsq_linear
 
         extra = X[:, self.n_members:]
         self.mu_ = extra.mean(axis=0)
         sd = extra.std(axis=0)
         self.scale_ = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 0)  # constant feature -> 0
-        A = self._design(X)
+        A, b = self._design(X), np.asarray(y, dtype=np.float64)
+        if sample_weight is not None:
+            root = np.sqrt(np.asarray(sample_weight, dtype=np.float64))
+            A, b = A * root[:, None], b * root
         lower = np.r_[np.zeros(self.n_members), np.full(A.shape[1] - self.n_members, -np.inf)]
-        sol = lsq_linear(A, np.asarray(y, dtype=np.float64), bounds=(lower, np.full(A.shape[1], np.inf)))
+        sol = lsq_linear(A, b, bounds=(lower, np.full(A.shape[1], np.inf)))
         self.coef_ = sol.x
         return self
 
@@ -318,18 +339,21 @@ class _BoostedStacker(Stacker):
         self.params = {**self.PARAMS, **params}
 
     def _boost(self, X: np.ndarray, y: np.ndarray, fit: np.ndarray, val: np.ndarray, extra: dict | None = None,
-               init_score: Callable[[np.ndarray], np.ndarray] | None = None):
+               init_score: Callable[[np.ndarray], np.ndarray] | None = None,
+               sample_weight: np.ndarray | None = None):
         """Train on rows ``fit``, early-stop on rows ``val`` (starting from ``init_score(X)`` where
-        given); sets ``best_iteration_`` and returns a booster rebuilt from the text of the trees
-        used, so the saved text predicts exactly what the fitted object does."""
+        given; both row sets weighted by ``sample_weight`` where given); sets ``best_iteration_`` and
+        returns a booster rebuilt from the text of the trees used, so the saved text predicts exactly
+        what the fitted object does."""
         import lightgbm as lgb
 
         params = _lgb_params(self.seed, self.n_jobs, {**self.params, **(extra or {})})
         rounds = params.pop("num_boost_round")
         score = (lambda rows: None) if init_score is None else (lambda rows: init_score(X[rows]))
-        train_set = lgb.Dataset(X[fit], y[fit], init_score=score(fit), free_raw_data=True,
+        weight = (lambda rows: None) if sample_weight is None else (lambda rows: sample_weight[rows])
+        train_set = lgb.Dataset(X[fit], y[fit], weight=weight(fit), init_score=score(fit), free_raw_data=True,
                                 feature_name=[f"f{i}" for i in range(X.shape[1])])
-        valid_set = lgb.Dataset(X[val], y[val], init_score=score(val), reference=train_set)
+        valid_set = lgb.Dataset(X[val], y[val], weight=weight(val), init_score=score(val), reference=train_set)
         booster = lgb.train(params, train_set, num_boost_round=rounds, valid_sets=[valid_set],
                             callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
         self.best_iteration_ = booster.best_iteration or rounds
@@ -360,11 +384,13 @@ class LightGBMStacker(_BoostedStacker):
               "lambda_l2": 1.0}
     EARLY_STOPPING_ROUNDS = 20
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         fit, val = _split_for_early_stopping(len(X), self.seed)
-        self.linear_ = LinearStacker(self.n_members, self.feature_names, self.seed).fit(X[fit], y[fit])
+        self.linear_ = LinearStacker(self.n_members, self.feature_names, self.seed).fit(
+            X[fit], y[fit], None if sample_weight is None else sample_weight[fit])
         constraints = [1] * self.n_members + [0] * (X.shape[1] - self.n_members)
-        self.booster_ = self._boost(X, y, fit, val, {"monotone_constraints": constraints}, self.linear_.predict)
+        self.booster_ = self._boost(X, y, fit, val, {"monotone_constraints": constraints}, self.linear_.predict,
+                                    sample_weight)
         return self
 
     def predict(self, X):
@@ -399,9 +425,9 @@ class PlainLightGBMStacker(_BoostedStacker):
               "lambda_l2": 1.0}
     EARLY_STOPPING_ROUNDS = 50
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         fit, val = _split_for_early_stopping(len(X), self.seed)
-        self.booster_ = self._boost(X, y, fit, val)
+        self.booster_ = self._boost(X, y, fit, val, sample_weight=sample_weight)
         return self
 
     def predict(self, X):
@@ -449,7 +475,7 @@ def make_stacker(name: str, n_members: int, feature_names: list[str], seed: int 
 # The selection criterion: OOF level times pair resolution
 # --------------------------------------------------------------------------------------------
 
-def resolution_pairs(members: np.ndarray, groups: np.ndarray) -> np.ndarray:
+def resolution_pairs(members: np.ndarray, groups: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """Pairs of training rows the members predict almost alike, as SNV pairs are.
 
     Each row is paired with its nearest neighbour (Euclidean, ``scipy.spatial.cKDTree``) in the space
@@ -458,6 +484,8 @@ def resolution_pairs(members: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
     Args:
         members: ``(N, M) float64`` member OOF predictions; groups: ``(N,) int`` inner-fold index.
+        rows: ``(N,) bool`` rows that may be paired (default all; :func:`ensemble_run` passes the
+            rows of positive :func:`length_weights`).
 
     Returns:
         ``(P, 2) int64`` distinct pairs ``(i, j)``, ``i < j``, sorted.
@@ -466,13 +494,14 @@ def resolution_pairs(members: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
     sd = members.std(axis=0)
     Z = (members - members.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    allowed = np.ones(len(members), dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
     found = []
     for g in np.unique(groups):
-        rows = np.flatnonzero(groups == g)
-        if len(rows) < 2:
+        idx = np.flatnonzero((groups == g) & allowed)
+        if len(idx) < 2:
             continue
-        _, nn = cKDTree(Z[rows]).query(Z[rows], k=2)
-        found.append(np.sort(np.c_[rows, rows[nn[:, 1]]], axis=1))
+        _, nn = cKDTree(Z[idx]).query(Z[idx], k=2)
+        found.append(np.sort(np.c_[idx, idx[nn[:, 1]]], axis=1))
     if not found:
         return np.zeros((0, 2), dtype=np.int64)
     pairs = np.unique(np.concatenate(found).astype(np.int64), axis=0)
@@ -504,21 +533,82 @@ def pair_consistency(pred: np.ndarray, members: np.ndarray, pairs: np.ndarray) -
     return float(np.mean(np.sign(dp) == sign[agree]))
 
 
-def oof_score(pred: np.ndarray, y: np.ndarray, members: np.ndarray | None = None,
-              pairs: np.ndarray | None = None) -> dict[str, float]:
-    """OOF numbers of ``(n,)`` predictions against ``(n,)`` targets.
+def length_weights(train_lengths: np.ndarray, test_lengths: np.ndarray) -> np.ndarray | None:
+    """Importance weights of training rows for the sequence-length shift between train and test.
+
+    ``w_i = p_test(ℓ_i) / p_train(ℓ_i)`` with ``p`` the share of sequences of length ``ℓ`` in each
+    set, rescaled to mean 1 over the training rows; a length no test sequence has gets 0. Uses only
+    the test sequences' lengths (no measured value). Density-ratio weighting under covariate shift:
+    Shimodaira 2000, *J. Stat. Plan. Inference* 90:227-244. On ``dev_train.txt`` against the
+    challenge's test set (every sequence 110 nt) the 15,219 rows of 110 nt get weight 16,370 /
+    15,219 and the 1,151 others 0.
+
+    Args:
+        train_lengths: ``(N,) int`` lengths of the training sequences; test_lengths: ``(N_test,) int``.
 
     Returns:
-        ``{"pearson", "spearman", "score"}`` (``score`` = Pearson r + Spearman ρ); with ``members``
-        ``(n, M)`` and ``pairs`` (:func:`resolution_pairs`) also ``pair_consistency``
-        (:func:`pair_consistency`) and ``criterion`` = ``score · ((1 − PAIR_WEIGHT) +
-        PAIR_WEIGHT · pair_consistency)``.
+        ``(N,) float64`` weights, or None when every weight would be 1 (lengths distributed alike).
+
+    Raises:
+        ValueError: no training sequence has the length of any test sequence (nothing to weight).
+    """
+    train_lengths, test_lengths = np.asarray(train_lengths), np.asarray(test_lengths)
+    lengths, inverse, train_count = np.unique(train_lengths, return_inverse=True, return_counts=True)
+    test_share = np.array([np.count_nonzero(test_lengths == n) for n in lengths]) / max(len(test_lengths), 1)
+    w = (test_share / (train_count / len(train_lengths)))[inverse]
+    if not w.any():
+        shown = ", ".join(map(str, np.unique(test_lengths)[:5]))
+        raise ValueError(f"no training sequence has the length of a test sequence (training: "
+                         f"{', '.join(map(str, lengths[:5]))} nt…; test: {shown} nt…): no training row "
+                         "resembles the test set")
+    w = w / w.mean()
+    return None if np.allclose(w, 1.0, rtol=0, atol=1e-12) else w
+
+
+def _weighted_pearson(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> float:
+    """Pearson r of ``a`` and ``b`` under row weights ``w`` (the correlation of the weighted
+    empirical distribution; rows of weight 0 do not count; NaN when either side is constant)."""
+    w = w / w.sum()
+    da, db = a - w @ a, b - w @ b
+    denominator = np.sqrt((w @ (da * da)) * (w @ (db * db)))
+    return float(w @ (da * db) / denominator) if denominator > 0 else float("nan")
+
+
+def _weighted_ranks(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Mid-ranks of ``x`` under row weights ``w``: the weight below each value plus half the
+    weight of its ties (with weights 0/1: the ordinary average ranks of the weight-1 rows, − 1/2)."""
+    values, inverse = np.unique(x, return_inverse=True)
+    tied = np.bincount(inverse, weights=w, minlength=len(values))
+    return (np.cumsum(tied) - tied / 2)[inverse]
+
+
+def oof_score(pred: np.ndarray, y: np.ndarray, members: np.ndarray | None = None,
+              pairs: np.ndarray | None = None, weights: np.ndarray | None = None) -> dict[str, float]:
+    """OOF numbers of ``(n,)`` predictions against ``(n,)`` targets.
+
+    Args:
+        weights: ``(n,) float64`` row weights (:func:`length_weights`) or None (every row 1).
+
+    Returns:
+        ``{"pearson", "spearman", "score"}`` (``score`` = Pearson r + Spearman ρ, all rows,
+        unweighted); with ``weights`` also ``weighted_pearson``, ``weighted_spearman`` (Pearson r of
+        weighted mid-ranks) and ``weighted_score``; with ``members`` ``(n, M)`` and ``pairs``
+        (:func:`resolution_pairs`) also ``pair_consistency`` (:func:`pair_consistency`) and
+        ``criterion`` = ``level · ((1 − PAIR_WEIGHT) + PAIR_WEIGHT · pair_consistency)``, where
+        ``level`` is ``weighted_score`` with weights, else ``score``.
     """
     r, rho = pearson(pred, y), spearman(pred, y)
     out = {"pearson": r, "spearman": rho, "score": r + rho}
+    level = out["score"]
+    if weights is not None:
+        w = np.asarray(weights, dtype=np.float64)
+        wr = _weighted_pearson(pred, y, w)
+        wrho = _weighted_pearson(_weighted_ranks(pred, w), _weighted_ranks(y, w), w)
+        out.update(weighted_pearson=wr, weighted_spearman=wrho, weighted_score=wr + wrho)
+        level = out["weighted_score"]
     if members is not None and pairs is not None:
         out["pair_consistency"] = pair_consistency(pred, members, pairs)
-        out["criterion"] = out["score"] * ((1 - PAIR_WEIGHT) + PAIR_WEIGHT * out["pair_consistency"])
+        out["criterion"] = level * ((1 - PAIR_WEIGHT) + PAIR_WEIGHT * out["pair_consistency"])
     return out
 
 
@@ -555,7 +645,8 @@ def inner_fold_index(n: int, folds: int, seed: int) -> np.ndarray:
 
 
 def cross_fit(factory: Callable[[int], Stacker], X: np.ndarray, y: np.ndarray, X_test: np.ndarray,
-              folds: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, float], list[Stacker]]:
+              folds: int = 5, seed: int = 0, sample_weight: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, dict[str, float], list[Stacker]]:
     """Inner K-fold cross-fitting of a stacker.
 
     Args:
@@ -563,6 +654,9 @@ def cross_fit(factory: Callable[[int], Stacker], X: np.ndarray, y: np.ndarray, X
         X: ``(N, F) float64`` level-1 features of the training rows; ``y``: ``(N,)`` targets.
         X_test: ``(N_test, F) float64`` the same features for the test set.
         folds, seed: ``sklearn.model_selection.KFold(folds, shuffle=True, random_state=seed)``.
+        sample_weight: ``(N,) float64`` row weights passed to each stacker's ``fit`` (None: not
+            passed; a ``fit`` without a ``sample_weight`` parameter is fitted unweighted). Every row
+            gets an OOF prediction, whatever its weight.
 
     Returns:
         ``(oof, test, described, models)``: ``(N,) float64`` inner out-of-fold predictions,
@@ -582,13 +676,21 @@ def cross_fit(factory: Callable[[int], Stacker], X: np.ndarray, y: np.ndarray, X
     described: dict[str, list[float]] = {}
     models = []
     for k, (fit_idx, held_idx) in enumerate(KFold(folds, shuffle=True, random_state=seed).split(X)):
-        model = factory(k).fit(X[fit_idx], y[fit_idx])
+        model = factory(k)
+        if sample_weight is not None and _takes_weights(model):
+            model = model.fit(X[fit_idx], y[fit_idx], sample_weight=sample_weight[fit_idx])
+        else:
+            model = model.fit(X[fit_idx], y[fit_idx])
         models.append(model)
         oof[held_idx] = model.predict(X[held_idx])
         test += model.predict(X_test) / folds
         for key, value in model.describe().items():
             described.setdefault(key, []).append(value)
     return oof, test, {k: float(np.mean(v)) for k, v in described.items()}, models
+
+
+def _takes_weights(model: Stacker) -> bool:
+    return "sample_weight" in inspect.signature(model.fit).parameters
 
 
 # --------------------------------------------------------------------------------------------
@@ -616,6 +718,7 @@ class EnsembleResult:
         candidates: stacker name -> its :func:`oof_score` (every stacker compared; one unless ``auto``).
         pairs: description of the training pairs of the pair term.
         resolution: ``"ensemble"`` and each member -> :func:`resolution` of its test predictions.
+        weighting: description of the training rows' weights (:func:`length_weights`).
     """
 
     stacker: str
@@ -636,6 +739,7 @@ class EnsembleResult:
     candidates: dict[str, dict[str, float]] = field(default_factory=dict)
     pairs: str = ""
     resolution: dict[str, dict[str, float]] = field(default_factory=dict)
+    weighting: str = ""
 
     @property
     def oof_scores(self) -> dict[str, float]:
@@ -646,7 +750,8 @@ class EnsembleResult:
 def ensemble_run(run_dir: str | Path, stacker: str | Stacker = "auto", methods: list[str] | str | None = None,
                  seq_features: bool = False, *, inner_folds: int = 5, seed: int | None = None,
                  n_jobs: int | None = None, data_dir: str | Path | None = None,
-                 snv_pairs: str | Path | None = None, train: str | Path | None = None) -> EnsembleResult:
+                 snv_pairs: str | Path | None = None, train: str | Path | None = None,
+                 match_test_lengths: bool = True) -> EnsembleResult:
     """Stack the members of a K-fold run and write ``methods/ensemble/`` (see the module doc).
 
     Args:
@@ -662,6 +767,8 @@ def ensemble_run(run_dir: str | Path, stacker: str | Stacker = "auto", methods: 
         inner_folds, seed: the stacker's inner K-fold (seed default: the run's split seed).
         n_jobs: LightGBM threads (None: LightGBM's default).
         data_dir, snv_pairs, train: overrides of the paths recorded in ``run.json``.
+        match_test_lengths: weight the training rows by :func:`length_weights` in the stackers'
+            fits, the criterion and the pairs (the default); False: every row 1.
 
     Returns:
         :class:`EnsembleResult`.
@@ -720,9 +827,11 @@ def ensemble_run(run_dir: str | Path, stacker: str | Stacker = "auto", methods: 
 
     seed = int(seed if seed is not None else (info.get("split") or {}).get("seed", 0))
     members_X = X[:, : len(members)]
-    pairs = resolution_pairs(members_X, inner_fold_index(len(X), inner_folds, seed))
+    weights, weighting = _row_weights(train_table, test_set.table, match_test_lengths)
+    pairs = resolution_pairs(members_X, inner_fold_index(len(X), inner_folds, seed),
+                             None if weights is None else weights > 0)
     pairs_text = (f"{len(pairs):,} pairs of training rows, each row and its nearest neighbour in z-scored member "
-                  "predictions within its inner fold")
+                  "predictions within its inner fold" + ("" if weights is None else " (rows of positive weight)"))
     if isinstance(stacker, str):
         names = [s for s in AUTO_CANDIDATES if not (seq_features and s == "mean")] if stacker == "auto" else [stacker]
 
@@ -735,13 +844,13 @@ def ensemble_run(run_dir: str | Path, stacker: str | Stacker = "auto", methods: 
             return lambda k: stacker
     fits, candidates = {}, {}
     for name in names:
-        fits[name] = cross_fit(factory_of(name), X, y, X_test, inner_folds, seed)
-        candidates[name] = oof_score(fits[name][0], y, members_X, pairs)
+        fits[name] = cross_fit(factory_of(name), X, y, X_test, inner_folds, seed, weights)
+        candidates[name] = oof_score(fits[name][0], y, members_X, pairs, weights)
     stacker_name = max(names, key=lambda n: candidates[n]["criterion"])  # first listed wins a tie
     stacked_oof, stacked_test, details, models = fits[stacker_name]
     stacker_oof = candidates[stacker_name]
 
-    member_oof = {m: oof_score(o, y, members_X, pairs) for m, o in zip(members, oof_cols)}
+    member_oof = {m: oof_score(o, y, members_X, pairs, weights) for m, o in zip(members, oof_cols)}
     best = max(members, key=lambda m: member_oof[m]["criterion"])
     fallback = stacker_oof["criterion"] < member_oof[best]["criterion"]
     if fallback:
@@ -757,6 +866,9 @@ def ensemble_run(run_dir: str | Path, stacker: str | Stacker = "auto", methods: 
     resolutions = {ENSEMBLE: resolution(final_test, snv),
                    **{m: resolution(t, snv) for m, t in zip(members, test_cols)}}
     notes = []
+    if weights is not None and not isinstance(stacker, str) and not _takes_weights(stacker):
+        notes.append(f"the {stacker_name} stacker's fit takes no sample_weight: fitted unweighted "
+                     "(its criterion is still weighted)")
     if info.get("snv_source") and not same_snv_source(info["snv_source"], test_set.snv_source):
         notes.append(f"SNV source differs from the run's: run {info['snv_source']!r}, now {test_set.snv_source!r}")
     chosen = (f"auto chose {stacker_name} (criterion {stacker_oof['criterion']:.4f}; "
@@ -789,7 +901,8 @@ def ensemble_run(run_dir: str | Path, stacker: str | Stacker = "auto", methods: 
         "members": members, "features": features, "seq_features": bool(seq_features),
         "inner_cv": {"folds": inner_folds, "seed": seed, "splitter": "sklearn KFold(shuffle=True)"},
         _details_key(stacker_name): details,
-        "oof": {"criterion": CRITERION, "pair_weight": PAIR_WEIGHT, "pairs": pairs_text, "candidates": candidates,
+        "oof": {"criterion": CRITERION, "pair_weight": PAIR_WEIGHT, "pairs": pairs_text, "row_weights": weighting,
+                "candidates": candidates,
                 "stacker": stacker_oof, "members": member_oof, "best_member": best},
         "fallback": fallback, "used": best if fallback else "stacker", "decision": decision,
         "resolution": resolutions, "per_category": per_category,
@@ -806,7 +919,23 @@ def ensemble_run(run_dir: str | Path, stacker: str | Stacker = "auto", methods: 
     notes.insert(0, decision)
     return EnsembleResult(stacker_name, members, features, fallback, best if fallback else "stacker", best,
                           stacker_oof, member_oof, details, boards, member_boards, final_oof, final_test, out_dir, notes,
-                          candidates, pairs_text, resolutions)
+                          candidates, pairs_text, resolutions, weighting)
+
+
+def _row_weights(train: SeqTable, test: SeqTable, match: bool) -> tuple[np.ndarray | None, str]:
+    """:func:`length_weights` of the training rows (None: every row 1) and their description."""
+    if not match:
+        return None, "every row weight 1 (length matching off)"
+    try:
+        w = length_weights(train.lengths, test.lengths)
+    except ValueError as exc:
+        return None, f"every row weight 1: {exc}"
+    if w is None:
+        return None, "every row weight 1 (training and test sequence lengths are distributed alike)"
+    kept = int(np.count_nonzero(w))
+    return w, (f"rows weighted by test/train frequency of their sequence length: {kept:,} of {len(w):,} rows "
+               f"weighted, {len(w) - kept:,} of lengths no test sequence has get 0; effective rows "
+               f"{w.sum() ** 2 / (w @ w):,.0f}")
 
 
 def _per_category(ensemble: BoardScore, members: dict[str, BoardScore]) -> dict[str, dict]:
@@ -1007,7 +1136,8 @@ def _seq_features(table: SeqTable) -> np.ndarray:
 
 def result_table(result: EnsembleResult) -> Table:
     """Rich table: the ensemble beside the stackers compared and the members (best member marked):
-    OOF score (r + ρ), pair consistency, the selection criterion, and the private board scores (the
+    OOF score (r + ρ; on the weighted rows when rows are weighted), pair consistency, the selection
+    criterion, and the private board scores (the
     public and full boards are in ``scores.json``; per category: :func:`category_table`); fits 80
     columns."""
     boards = ["private"] if "private" in result.boards else list(result.boards)[:1]
@@ -1021,7 +1151,8 @@ def result_table(result: EnsembleResult) -> Table:
         table.add_column(f"{b}\nSpearman", justify="right")
 
     def cells(oof: dict[str, float], scores: dict[str, BoardScore]) -> list[str]:
-        row = [f"{oof['score']:.4f}", f"{oof.get('pair_consistency', float('nan')):.3f}", f"{_criterion(oof):.4f}"]
+        row = [f"{oof.get('weighted_score', oof['score']):.4f}", f"{oof.get('pair_consistency', float('nan')):.3f}",
+               f"{_criterion(oof):.4f}"]
         for b in boards if scores else []:
             row += [score_text(scores[b].pearson_score, scores[b]), score_text(scores[b].spearman_score, scores[b])]
         return row
@@ -1038,7 +1169,7 @@ def result_table(result: EnsembleResult) -> Table:
         table.add_row(name, *cells(result.member_oof[m], result.member_boards[m]),
                       style=None if m == result.best_member else "dim")
     table.caption = "; ".join(result.notes) + f"\ncriterion: {CRITERION}; pairs: {result.pairs}" \
-        + f"\nwritten to {result.out_dir}"
+        + (f"\nOOF rows: {result.weighting}" if result.weighting else "") + f"\nwritten to {result.out_dir}"
     missing = {c for sc in [result.boards, *result.member_boards.values()] for b in boards for c in sc[b].missing}
     if missing:
         table.caption += "\n" + partial_note(missing)
@@ -1074,22 +1205,3 @@ def category_table(result: EnsembleResult, board: str = "private") -> Table:
         table.add_row("distinct / SNV Δ=0", "", fmt(res[ENSEMBLE]), *[fmt(res[m]) for m in result.members],
                       style="dim")
     return table
-
-
-@click.command("ensemble")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--stacker", type=click.Choice(STACKERS), default="auto", show_default=True,
-              help="Level-2 model: auto (the best of lightgbm, linear, mean and lightgbm-plain on the criterion), "
-                   "LightGBM residual on a non-negative linear blend, non-negative linear, mean of z-scored "
-                   "predictions, or plain LightGBM.")
-@click.option("--methods", default=None, help="Comma-separated members (default: every finished method of the run).")
-@click.option("--seq-features", is_flag=True, help="Add GC content and sequence length to the stacker's features.")
-@friendly_errors
-def ensemble_cmd(run_dir: Path, stacker: str, methods: str | None, seq_features: bool) -> None:
-    """Stack the out-of-fold predictions of a K-fold run into methods/ensemble/ (never worse than the best
-    member on the selection criterion: it falls back to that member otherwise), and show per test
-    category where the ensemble gains and loses against each member."""
-    result = ensemble_run(run_dir, stacker, methods, seq_features)
-    console = Console()
-    console.print(result_table(result))
-    console.print(category_table(result, "private" if "private" in result.boards else next(iter(result.boards))))

@@ -18,12 +18,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
 import numpy as np
 
-from .data import DataError, TestSet, load_test_set, read_table, resolve_data_dir
+from .data import DataError, TestSet, read_table
 from .data.testset import TEST_FILE
-from .cli_errors import friendly_errors
 from .io import write_text
 from .rundir import RunDir, load_predictions, read_run_json, run_methods
 from .scoring.predictions import MAX_SHOWN, first_ids, parse_predictions
@@ -215,45 +213,3 @@ def validate_submission(path: str | Path, test: TestSet | None = None) -> Valida
     result.problems.append(f"{given:,} distinct test indices; a submission needs all {n:,} (0..{n - 1}) or exactly "
                            f"the {N_PUBLIC:,} public-leaderboard ids; missing indices: {first_ids(missing)}")
     return result
-
-
-# --------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------
-
-@click.command("export")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--method", required=True, help="Method name, or 'ensemble' (after `harness ensemble`).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True,
-              help='json: {"0": value, ..., "71102": value} (the challenge format); tsv: sequence<TAB>prediction.')
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Data directory with the test file (TSV; default: the run's data_dir).")
-@friendly_errors
-def export_cmd(run_dir: Path, method: str, fmt: str, out: Path, data: Path | None) -> None:
-    """Write a method's test predictions as a challenge submission (JSON or TSV), then validate it."""
-    path = export_submission(run_dir, method, fmt, out, data)
-    test = None
-    if fmt == "tsv":
-        info = read_run_json(run_dir)
-        test = load_test_set(data or info["data_dir"])
-    check = validate_submission(path, test)
-    if not check.ok:  # pragma: no cover - a bug in the exporter
-        raise RuntimeError(check.message())
-    click.echo(f"wrote {path}: {check.n_values:,} predictions of {method} ({fmt})")
-
-
-@click.command("validate-submission")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Data directory: check public ids and TSV sequence order against it (default: $HARNESS_DATA).")
-@friendly_errors
-def validate_cmd(file: Path, data: Path | None) -> None:
-    """Check a submission file: count, index range, duplicate keys, NaN/inf, non-numeric values and,
-    with --data, the public ids and the TSV's sequence order. Exits 1 with the reasons when invalid."""
-    data_dir = resolve_data_dir(str(data) if data else None)
-    test = load_test_set(data_dir) if data_dir is not None else None
-    check = validate_submission(file, test)
-    if not check.ok:
-        raise click.ClickException(check.message())
-    click.echo(check.message())

@@ -14,6 +14,12 @@ prediction files scored by the same scorer (:mod:`harness.scoring`) on the first
 files holding only the 9,045 public-leaderboard ids appear on the public board only and are listed
 as absent elsewhere.
 
+Every row names what it was trained on: the run's training file, its rows and the split (from
+``run.json``), or the challenge's training set for a published entry (:attr:`Entry.training`; a
+column of CSV and JSON, under the source elsewhere). Runs whose training tables differ (their
+``split.json`` fingerprints) are flagged in the notes ("MIXED training data"): their ranks compare
+training data as well as methods.
+
 Uncertainty (``--bootstrap N``, default 200, 0 disables; ``--seed``): every ranked entry gets 95 %
 percentile bootstrap intervals of both scores and of every category's r and ρ, and a paired
 difference to #1 on the same draws (:func:`harness.scoring.bootstrap.bootstrap_board`: each
@@ -43,18 +49,16 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
 import numpy as np
 from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .data import DataError, TestSet, load_test_set, resolve_data_dir
+from .data import DataError, TestSet, load_test_set
 from .data.testset import PAIR_CATEGORIES
-from .cli_errors import friendly_errors
 from .ensemble import same_snv_source
-from .io import read_json, write_text
+from .io import read_json
 from .report import partial_note, rank_methods, score_text
 from .rundir import ENSEMBLE, RunDir, load_predictions, read_run_json, run_methods, run_test_set, snv_pairs_of
 from .scoring import BOARDS, WEIGHTS, BoardScore, read_predictions, score
@@ -65,6 +69,9 @@ FORMATS = ("table", "md", "csv", "json", "html")
 PREDICTION_SUFFIXES = (".json", ".txt", ".tsv")
 #: Default reference directory inside a data directory (the published challenge predictions).
 REFERENCE_DIR = "reference_predictions"
+#: What a published entry was trained on (Rafi et al. 2024: every team trained on the challenge's
+#: 6,739,258 training sequences, with its own validation split).
+PUBLISHED_TRAINING = "challenge train_sequences.txt (6,739,258 rows) · the team's own split"
 
 
 @dataclass
@@ -81,6 +88,12 @@ class Entry:
         run_dir: the run directory (None for an external entry).
         note: e.g. the ensemble's fallback decision, or ``"public-leaderboard ids only"``.
         test: the test set the entry was scored on (the run's; the first run's for an external entry).
+        training: the training data and split it was fitted with, e.g. ``"dev_train.txt (16,370
+            rows) · kfold 5, seed 0"`` (:func:`_training_of`; :data:`PUBLISHED_TRAINING` for a
+            published entry); every format shows it.
+        train_key: the fingerprint of the run's training table (its ``split.json``): runs with
+            different keys trained on different data (:func:`build` flags the mix); None for a
+            published entry.
     """
 
     name: str
@@ -92,6 +105,8 @@ class Entry:
     run_dir: Path | None = None
     note: str = ""
     simulated: bool = False
+    training: str = ""
+    train_key: str | None = None
     _pred: np.ndarray | None = field(default=None, repr=False)
     test: TestSet | None = field(default=None, repr=False)
 
@@ -222,6 +237,7 @@ def collect(run_dirs: list[Path], reference: str | Path | None = None, data: Pat
         test = sets.for_run(run_dir, info)
         if primary_info is None:
             primary_info, primary = info, test
+        training, train_key = _training_of(run_dir, info)
         for method in run_methods(run_dir):
             mdir = RunDir(run_dir).method(method)
             test_path = mdir.test
@@ -232,8 +248,8 @@ def collect(run_dirs: list[Path], reference: str | Path | None = None, data: Pat
             pred = load_predictions(test_path, len(test))
             scored = {b: score(pred, test, b) for b in _boards_of(test) if boards is None or b in boards}
             entries.append(Entry(method, method, run_dir.name, False, scored, test_path, run_dir,
-                                 _scores_note(mdir.scores, method), bool(info.get("simulated")), _pred=pred,
-                                 test=test))
+                                 _scores_note(mdir.scores, method), bool(info.get("simulated")), training, train_key,
+                                 _pred=pred, test=test))
     if primary_info is None and (reference is not None or need_test):
         if data is None:
             raise ValueError("no run directory given: pass --data DIR (or set HARNESS_DATA) for the test set")
@@ -256,14 +272,34 @@ def collect(run_dirs: list[Path], reference: str | Path | None = None, data: Pat
                 notes.append(f"{path}: covers no whole board, left out")
                 continue
             note = "public-leaderboard ids only" if set(boards) == {"public"} else ""
-            entries.append(Entry(path.stem, path.stem, "published", True, boards, path, None, note, _pred=pred,
-                                 test=primary))
+            entries.append(Entry(path.stem, path.stem, "published", True, boards, path, None, note,
+                                 training=PUBLISHED_TRAINING, _pred=pred, test=primary))
         notes.append(f"external (source 'published'): published prediction files from {ref_dir}, "
                      "scored by this harness's scorer")
     if not entries:
         raise ValueError("nothing to show: no finished methods in the run directories and no --reference")
     _resolve_names(entries)
     return entries, primary, notes
+
+
+def _training_of(run_dir: Path, info: dict) -> tuple[str, str | None]:
+    """``(label, key)`` of a run's training data: the label names the training file, its rows and
+    the split (from ``run.json``), e.g. ``"dev_train.txt (16,370 rows) · kfold 5, seed 0"``; the key
+    is the training table's fingerprint from ``split.json`` (else ``"<file name>:<rows>"``), equal
+    for runs trained on the same data. Informative only: never a score."""
+    train = info.get("train")
+    name = Path(train).name if isinstance(train, str) and train else "unknown training file"
+    n = info.get("n_train")
+    split = info.get("split") if isinstance(info.get("split"), dict) else {}
+    kind = split.get("kind")
+    how = {"kfold": f"kfold {split.get('folds')}", "holdout": f"holdout {split.get('holdout_fraction')}",
+           "none": "no split (all rows)"}.get(kind, "unknown split")
+    label = name + (f" ({n:,} rows)" if isinstance(n, int) else "") + f" · {how}, seed {split.get('seed')}"
+    try:
+        key = read_json(RunDir(run_dir).split_json, dict).get("train_fingerprint")
+    except (OSError, ValueError):
+        key = None
+    return label, key if isinstance(key, str) and key else f"{name}:{n}"
 
 
 def _scores_note(path: Path, method: str) -> str:
@@ -328,6 +364,15 @@ def build(entries: list[Entry], board: str, notes: list[str] | None = None, test
             out_notes.append(f"{r.entry.name}: {r.entry.note}")
     if any(e.simulated for e in entries):
         out_notes.append("SIMULATED data in at least one run: its scores say nothing about the challenge")
+    trained: dict[str, list[str]] = {}
+    for e in entries:
+        if not e.external and e.train_key and e.run_dir is not None and e.source not in trained.setdefault(e.train_key, []):
+            trained[e.train_key].append(e.source)
+    if len(trained) > 1:
+        out_notes.append("MIXED training data: the runs were trained on different training tables ("
+                         + "; ".join(f"{', '.join(runs)}: {next(e.training for e in entries if e.train_key == k)}"
+                                     for k, runs in trained.items())
+                         + "); their ranks compare training data as well as methods")
     return Leaderboard(board, rows, [relative_paths(n) for n in out_notes + list(notes or [])], test)
 
 
@@ -422,6 +467,11 @@ def _label(entry: Entry) -> str:
     return f"{entry.name} (external)" if entry.external else entry.name
 
 
+def _source_text(entry: Entry, sep: str) -> str:
+    """The source cell: the run (or ``published``) and, after ``sep``, what it was trained on."""
+    return f"{entry.source}{sep}{entry.training}" if entry.training else entry.source
+
+
 def _cat_header(cat: str, n: int | None) -> str:
     return f"{cat} (n={n:,})" if n is not None else cat
 
@@ -450,7 +500,7 @@ def _score_cell(lb: Leaderboard, row: Row, key: str, sep: str = " ") -> str:
 def render_table(lb: Leaderboard, title: str = "Leaderboard", categories: bool = True) -> Table:
     """Rich table: #, method, source, both scores (the bootstrap interval below each, when
     computed), then (``categories``) Pearson r over Spearman ρ per category, its header giving the
-    category's ``n``."""
+    category's ``n``; the caption holds the notes and, per source, what it was trained on."""
     ns = lb.category_n()
     table = Table(title=f"{title} · {lb.board} board", box=box.SIMPLE_HEAVY)
     table.add_column("#", justify="right", no_wrap=True)
@@ -468,7 +518,10 @@ def render_table(lb: Leaderboard, title: str = "Leaderboard", categories: bool =
         if categories:
             cells += [_pair(s, c, ns[c] is None, "\n") for c in WEIGHTS]
         table.add_row(*map(escape, cells), style=None if s else "dim")  # "[lo, hi]" is no rich markup
+    trained = {row.entry.source: row.entry.training for row in lb.rows if row.entry.training}
     table.caption = ("cells: Pearson r over Spearman ρ\n" if categories else "") + "\n".join(map(escape, lb.notes))
+    # what each source was trained on (a line per source, not per row: the rows keep two lines)
+    table.caption += "".join(escape(f"\ntrained on: {src}: {label}") for src, label in trained.items())
     return table
 
 
@@ -501,7 +554,7 @@ def render_markdown(lb: Leaderboard, title: str = "Leaderboard") -> str:
                                                            for i in range(len(head))) + "|"]
     for row in lb.rows:
         s = row.score
-        cells = [str(row.rank) if row.rank else "—", _md(_label(row.entry)), _md(row.entry.source),
+        cells = [str(row.rank) if row.rank else "—", _md(_label(row.entry)), _md(_source_text(row.entry, " · ")),
                  _score_cell(lb, row, "pearson"), _score_cell(lb, row, "spearman")]
         cells += [_pair(s, c, ns[c] is None) for c in WEIGHTS]
         lines.append("| " + " | ".join(cells) + " |")
@@ -524,7 +577,8 @@ def render_csv(lb: Leaderboard) -> str:
     for spearman; empty for #1), then per category ``<category>_n``, ``_pearson``, ``_pearson_lo``,
     ``_pearson_hi``, ``_spearman``, ``_spearman_lo``, ``_spearman_hi``, then snv_source, partial (1
     when a weighted category is missing from the scores) and missing (those categories,
-    ``;``-separated). Interval columns are empty without a bootstrap (``--bootstrap 0``)."""
+    ``;``-separated), then training (the training file, rows and split; :attr:`Entry.training`).
+    Interval columns are empty without a bootstrap (``--bootstrap 0``)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     header = ["rank", "method", "source", "external", "board", "status"]
@@ -534,7 +588,7 @@ def render_csv(lb: Leaderboard) -> str:
         header += [f"{key}_delta", f"{key}_delta_lo", f"{key}_delta_hi"]
     for cat in WEIGHTS:
         header += [f"{cat}_n"] + [f"{cat}_{key}{end}" for key in ("pearson", "spearman") for end in ("", "_lo", "_hi")]
-    writer.writerow(header + ["snv_source", "partial", "missing"])
+    writer.writerow(header + ["snv_source", "partial", "missing", "training"])
     for row in lb.rows:
         s, iv = row.score, lb.intervals.get(row.entry.name)
         cells = [row.rank or "", row.entry.name, row.entry.source, int(row.entry.external), lb.board,
@@ -550,7 +604,8 @@ def render_csv(lb: Leaderboard) -> str:
             for key in ("pearson", "spearman"):
                 bounds = iv.categories[cat][key] if iv and c else (None, None)
                 cells += [_f6(getattr(c, key) if c else None), _f6(bounds[0]), _f6(bounds[1])]
-        writer.writerow(cells + ([s.snv_source, int(s.partial), ";".join(s.missing)] if s else ["", "", ""]))
+        writer.writerow(cells + ([s.snv_source, int(s.partial), ";".join(s.missing)] if s else ["", "", ""])
+                        + [row.entry.training])
     return buf.getvalue()
 
 
@@ -559,7 +614,7 @@ def render_json(lb: Leaderboard, title: str = "Leaderboard") -> str:
     "rows": [{"rank" (null when absent), "method", "source", "external", "status", "pearson_score",
     "spearman_score", "pearson_score_ci": [lo, hi] | null, "spearman_score_ci", "delta_vs_1":
     {"pearson": [Δ, lo, hi], "spearman": [...]} | null, "categories": {name: {"n", "pearson",
-    "spearman", "pearson_ci", "spearman_ci"}}, "snv_source", "partial", "missing", "note"}]}``
+    "spearman", "pearson_ci", "spearman_ci"}}, "snv_source", "partial", "missing", "note", "training"}]}``
     (scores null for an absent row; no NaN anywhere)."""
     rows = []
     for row in lb.rows:
@@ -571,7 +626,7 @@ def render_json(lb: Leaderboard, title: str = "Leaderboard") -> str:
                 "spearman_score_ci": list(iv.spearman_score) if iv else None,
                 "delta_vs_1": {k: list(v) for k, v in iv.delta.items()} if iv and iv.delta else None,
                 "categories": {}, "snv_source": s.snv_source if s else None, "partial": s.partial if s else None,
-                "missing": list(s.missing) if s else None, "note": row.entry.note}
+                "missing": list(s.missing) if s else None, "note": row.entry.note, "training": row.entry.training}
         for cat, c in (s.categories.items() if s else ()):
             cis = iv.categories.get(cat) if iv else None
             item["categories"][cat] = {"n": c.n, "pearson": c.pearson, "spearman": c.spearman,
@@ -663,7 +718,7 @@ def render_html(lb: Leaderboard, title: str = "Leaderboard", max_bars: int = 12)
         s, e, iv = row.score, row.entry, lb.intervals.get(row.entry.name)
         cls = " ".join(c for c in ("absent" if s is None else "", "external" if e.external else "") if c)
         out = [f"<tr class=\"{cls}\">" if cls else "<tr>", f"<td data-v=\"{_attr(row.rank)}\">{row.rank or '—'}</td>",
-               f"<td class=\"name\" data-v=\"{esc(_label(e))}\">{esc(_label(e))}<br><small>{esc(e.source)}</small></td>"]
+               f"<td class=\"name\" data-v=\"{esc(_label(e))}\">{esc(_label(e))}<br><small>{esc(_source_text(e, ' · '))}</small></td>"]
         for key in ("pearson", "spearman"):
             value = getattr(s, f"{key}_score") if s else None
             text = score_text(value, s) if s else "absent"
@@ -914,51 +969,3 @@ def make_leaderboard(run_dirs: list[Path], board: str = "private", fmt: str = "t
     if fmt == "json":
         return render_json(lb, title)
     return render_html(lb, title)
-
-
-@click.command("leaderboard")
-@click.argument("run_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--board", type=click.Choice(BOARDS), default="private", show_default=True)
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write to FILE (atomically) instead of standard output.")
-@click.option("--reference", is_flag=False, flag_value="", default=None, metavar="[DIR]",
-              help="Add the published challenge entries (default DIR: <data dir>/reference_predictions). "
-                   "Put it after the run directories, or write --reference=DIR.")
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Data directory: the test set when no run directory is given (default: $HARNESS_DATA), "
-                   "else the one to re-score the runs with instead of the path in their run.json.")
-@click.option("--snv-pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="SNV pair CSV used with --data when the official one is absent (replaces the runs' too).")
-@click.option("--title", default="Leaderboard", show_default=True)
-@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=0), default=DEFAULT_RESAMPLES, show_default=True,
-              metavar="N", help="Resamples of each category's members (sequences; pairs for pair categories) "
-                                "for the 95 % intervals and the paired difference to #1; 0 disables.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the resamples.")
-@friendly_errors
-def leaderboard_cmd(run_dirs, board, fmt, out, reference, data, snv_pairs, title, n_bootstrap, seed):
-    """Methods × test categories (Pearson r, Spearman ρ, n) and the two scores of one or more runs,
-    ranked by the mean rank of the two scores as the challenge ranked, with bootstrap intervals."""
-    run_dirs = list(run_dirs)
-    if reference and RunDir(reference).run_json.is_file():
-        run_dirs.append(Path(reference))  # `--reference RUN_DIR` took the run directory as its value
-        reference = ""
-    if not run_dirs:  # $HARNESS_DATA stands in for --data only without runs: a run knows its own test set
-        data = resolve_data_dir(str(data) if data else None)
-    if not run_dirs and reference is None:
-        raise click.UsageError("give at least one RUN_DIR, or --reference with --data")
-    result = make_leaderboard(run_dirs, board, fmt, reference, data, snv_pairs, title, n_bootstrap, seed)
-    if isinstance(result, Leaderboard):
-        if out:
-            buf = io.StringIO()
-            print_table(result, Console(file=buf, width=250), title)
-            write_text(out, buf.getvalue())
-            click.echo(f"wrote {out}")
-        else:
-            print_table(result, Console(), title)
-        return
-    if out:
-        write_text(out, result)
-        click.echo(f"wrote {out}")
-    else:
-        click.echo(result, nl=False)

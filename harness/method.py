@@ -45,12 +45,14 @@ class MethodConfig:
             (prediction batching), ``compile`` (``torch.compile``: the same ops, fused),
             ``max_train_seconds`` (time budget), ``progress`` (display), ``cpu_threads`` /
             ``n_jobs`` (threads; kmer-lgbm's model measured identical with 1 and 2) and
-            ``deterministic`` (op determinism: reproducibility, not the recipe). A subclass whose
+            ``deterministic`` (op determinism: reproducibility, not the recipe) and ``devices`` (DDP
+            over N devices keeps the recipe's global batch). A subclass whose
             field of one of these names is part of its recipe redeclares the set without it.
     """
 
     RUNTIME_FIELDS: ClassVar[frozenset[str]] = frozenset({
-        "eval_batch_size", "compile", "max_train_seconds", "progress", "cpu_threads", "n_jobs", "deterministic"})
+        "eval_batch_size", "compile", "max_train_seconds", "progress", "cpu_threads", "n_jobs", "deterministic",
+        "devices"})
 
 
 def config_parts(config: MethodConfig) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -127,6 +129,13 @@ class Method(abc.ABC):
     #: the scale of ``predict``'s output when it is not the training target's (None), e.g.
     #: ``"normal CDF level in [0, 1]"``; ``harness predict`` writes it into its header.
     prediction_units: str | None = None
+    #: where :meth:`fit` sends its per-epoch / per-boosting-round metrics (:mod:`harness.tracking`):
+    #: ``"csv"`` (always: ``work_dir/metrics.csv``), plus ``"tensorboard"`` / ``"mlflow"``. A runtime
+    #: choice, not part of the recipe or the run's identity: the runner sets it on each fold's
+    #: instance from ``harness run --logger``; a plug-in opens its fit's log with
+    #: :func:`harness.tracking.open_method_log` (PyTorch plug-ins: :class:`harness.training.SeqTrainer` does).
+    #: Nothing is written when ``work_dir`` is None.
+    loggers: tuple[str, ...] = ("csv",)
 
     def __init__(self, config: MethodConfig | None = None, *, seed: int = 0, device: str = "auto",
                  work_dir: str | os.PathLike | None = None) -> None:

@@ -51,6 +51,7 @@ import numpy as np
 from .data import DataError, SeqTable
 from .data import encoding
 from .data.readers import MAX_LENGTH, raise_bad_lines, sequence_problems
+from .data.readers import _plain_file as plain_file
 from .integrity import IntegrityError
 from .io import atomic_open, read_json
 from .rundir import ENSEMBLE, RunDir, read_run_json, verified_model_dir
@@ -511,10 +512,12 @@ def read_pairs(path: str | os.PathLike, ref: str | None = None, max_length: int 
     ``alt`` (two sequences a row), or ``pos`` and ``alt_base`` (a 1-based position and the base
     put there) with the reference sequence in a ``ref`` column or given as ``ref``. An ``id``
     column, if any, names the rows; other columns are ignored. Blank lines and lines starting
-    with ``#`` are skipped.
+    with ``#`` are skipped. The file may be gzip-compressed (recognised by its magic bytes, not
+    its name, as :func:`harness.data.read_table` does); line numbers count decompressed lines.
 
     Raises:
-        DataError: no header with those columns, or bad rows, as ``file:line: problem`` (a bad
+        DataError: corrupt gzip data or another compression format (xz, zstd, zip, bzip2); no
+            header with those columns, or bad rows, as ``file:line: problem`` (a bad
             sequence as :func:`read_table` words it, a row with too few columns, a position
             that is not an integer in 1..len(ref), an ``alt_base`` that is not one of A, C, G, T, N).
         ValueError: a bad ``ref`` argument, or a ``ref`` argument beside a ``ref`` column.
@@ -522,8 +525,9 @@ def read_pairs(path: str | os.PathLike, ref: str | None = None, max_length: int 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    rows = [(i, line.rstrip("\r\n").split("\t")) for i, line in
-            enumerate(path.read_bytes().decode("utf-8", errors="replace").splitlines(), start=1)
+    with plain_file(path) as source:  # gzip recognised by its magic bytes, as the training readers do
+        text = source.read_bytes().decode("utf-8", errors="replace")
+    rows = [(i, line.rstrip("\r\n").split("\t")) for i, line in enumerate(text.splitlines(), start=1)
             if line.strip() and not line.startswith("#")]
     if not rows:
         raise DataError(f"{path}: no header line (tab-separated columns ref, alt or pos, alt_base)")

@@ -2,8 +2,10 @@
 
 A module registers its methods with the :func:`register` decorator. A package makes them
 discoverable by naming the module in the ``harness.methods`` entry-point group of its
-``pyproject.toml``; the harness imports every module of that group on first use. The project's
-own baselines and team plug-ins are registered the same way, so the core never imports them.
+``pyproject.toml``; :func:`get` imports only the module of the name asked for, :func:`available`
+every module of the group, :func:`names` none, and :func:`info` none where the method ships
+``[metadata]`` (see below). The project's own baselines and team plug-ins are registered the same
+way, so the core never imports them.
 
 Profiles (named configs) of a method ``NAME`` whose class lives in module ``pkg.mod`` resolve in
 layers, each updating the one before (:func:`load_profile`):
@@ -19,20 +21,38 @@ layers, each updating the one before (:func:`load_profile`):
 
 A module that is not inside a package (a top-level ``.py`` file) ships no profile file.
 ``harness tune`` writes its ``[tuned]`` table into the user's directory, never into a package.
+
+Metadata without importing a plug-in (:func:`info`)
+    The shipped profile file may hold a ``[metadata]`` table (reserved: not a profile)::
+
+        [metadata]
+        framework = "pytorch"                 # the class attribute ``framework``
+        num_parameters = 1852846              # num_parameters() of the [paper] profile; left out: None
+        class_profiles = ["tiny"]             # the keys of the class attribute ``profiles``
+        description = "LegNet: EfficientNet-style CNN with soft-label KL loss (1st place)"
+
+    :func:`info` reads it through the entry point and the file alone: the plug-in module (and
+    PyTorch or TensorFlow) is not imported, so ``harness methods list`` takes well under a second.
+    A method whose file has no ``[metadata]`` is imported and described from its class.
+    :func:`check_metadata` compares the table with the imported class (the test suite runs it for
+    every registered method, and the test :mod:`harness.scaffold` writes runs it for a new one),
+    so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
 import importlib.metadata as md
 import importlib.resources
+import importlib.util
 import sys
 import tomllib
 import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .method import Method, MethodConfig
+if TYPE_CHECKING:  # pragma: no cover - harness.method imports NumPy and pandas; the registry stays light
+    from .method import Method, MethodConfig
 
 ENTRY_POINT_GROUP = "harness.methods"
 _REGISTRY: dict[str, type[Method]] = {}
@@ -44,8 +64,11 @@ _LOADED = False
 SHIPPED_DIR = "configs"
 #: environment variable naming the user's config directory (the CLI's default for ``--config-dir``).
 CONFIG_ENV = "HARNESS_CONFIG"
-#: tables of a profile file that are not profiles (``[search_space]``: ``harness tune``).
-RESERVED_TABLES = frozenset({"search_space"})
+#: table of a shipped profile file that holds the method's static metadata (:func:`info`).
+METADATA_TABLE = "metadata"
+#: tables of a profile file that are not profiles (``[search_space]``: ``harness tune``;
+#: ``[metadata]``: :func:`info`).
+RESERVED_TABLES = frozenset({"search_space", METADATA_TABLE})
 
 
 def register(name: str):
@@ -55,6 +78,8 @@ def register(name: str):
         TypeError: the class is not a Method subclass.
         ValueError: another class already holds ``name``.
     """
+
+    from .method import Method
 
     def deco(cls: type[Method]) -> type[Method]:
         if not (isinstance(cls, type) and issubclass(cls, Method)):
@@ -75,6 +100,8 @@ def _entry_points() -> list[md.EntryPoint]:
 
 def _load(ep: md.EntryPoint) -> None:
     """Import one entry point's module (its ``@register`` decorators run) and record its source."""
+    from .method import Method
+
     if ep.name in _BROKEN:
         return
     before = set(_REGISTRY)
@@ -102,7 +129,8 @@ def _load_entry_points() -> None:
 
 def names() -> list[str]:
     """Every method name: registered classes and declared entry points, without importing any
-    plug-in (``harness methods list`` imports them; this does not)."""
+    plug-in. A name that a module registers without an entry point of its own appears only once
+    that module is imported."""
     return sorted(set(_REGISTRY) | {ep.name for ep in _entry_points()})
 
 
@@ -113,7 +141,11 @@ def available() -> dict[str, type[Method]]:
 
 
 def source_of(name: str) -> str:
-    """The distribution (package) a method comes from."""
+    """The distribution (package) a method comes from: its entry point's, else (a name only a
+    module registers) the top-level package of the registering module."""
+    ep = _entry_point(name)
+    if ep is not None and ep.dist is not None:
+        return ep.dist.name
     if name not in _SOURCES:
         _load_entry_points()
     return _SOURCES.get(name, "?")
@@ -141,6 +173,215 @@ def get(name: str) -> type[Method]:
     if name not in _REGISTRY:
         raise KeyError(f"unknown method {name!r}; registered: {', '.join(names()) or 'none'}")
     return _REGISTRY[name]
+
+
+# ----------------------------------------------------------------------------------------------
+# metadata: what `harness methods list` shows, without importing the plug-in where it can
+# ----------------------------------------------------------------------------------------------
+#: keys of a ``[metadata]`` table and their types (``num_parameters`` may be left out: None).
+METADATA_KEYS = {"framework": str, "num_parameters": int, "class_profiles": list, "description": str}
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What ``harness methods list`` shows of one method.
+
+    Attributes:
+        name: registry name.
+        package: the distribution it comes from (``dream-harness`` for the built-ins).
+        framework: the class attribute ``framework``.
+        num_parameters: ``num_parameters()`` of the ``paper`` profile (trainable parameters, a
+            count); None for a model without a fixed count (e.g. gradient-boosted trees).
+        profiles: the method's named profiles, sorted (as :func:`profile_names`).
+        description: one line.
+        static: True when read from the ``[metadata]`` table of the shipped profile file
+            without importing the plug-in; False when taken from the imported class.
+    """
+
+    name: str
+    package: str
+    framework: str
+    num_parameters: int | None
+    profiles: tuple[str, ...]
+    description: str
+    static: bool
+
+
+#: the module each ``framework`` value needs (what :func:`framework_installed` looks for).
+FRAMEWORK_MODULES = {"pytorch": "torch", "tensorflow": "tensorflow", "jax": "jax", "lightgbm": "lightgbm",
+                     "sklearn": "sklearn", "xgboost": "xgboost", "numpy": "numpy"}
+
+
+def framework_installed(framework: str) -> bool | None:
+    """Whether the module ``framework`` needs (:data:`FRAMEWORK_MODULES`) is installed, found
+    without importing it; None for a framework not in that table. Lets ``harness methods list``
+    flag a method that cannot run here (e.g. ``kircherlab`` without the ``tensorflow`` extra)
+    although its metadata was read without importing it."""
+    module = FRAMEWORK_MODULES.get(framework)
+    if module is None:
+        return None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _entry_point(name: str) -> md.EntryPoint | None:
+    return next((ep for ep in _entry_points() if ep.name == name), None)
+
+
+def _shipped_by_entry_point(ep: md.EntryPoint) -> tuple[str, Any] | None:
+    """``(label, resource)`` of ``<package>/configs/<name>.toml`` for the package of the entry
+    point's module, found without importing that module (its parent packages are imported, as
+    :func:`importlib.util.find_spec` does); None for a top-level module or one that is not found."""
+    try:
+        spec = importlib.util.find_spec(ep.module)
+    except (ImportError, ValueError):  # a parent package that does not import: the plug-in is broken
+        return None
+    if spec is None:
+        return None
+    package = ep.module if spec.submodule_search_locations is not None else ep.module.rpartition(".")[0]
+    if not package:
+        return None
+    try:
+        resource = importlib.resources.files(package) / SHIPPED_DIR / f"{ep.name}.toml"
+    except (ModuleNotFoundError, TypeError, ValueError):
+        return None
+    return f"{package.replace('.', '/')}/{SHIPPED_DIR}/{ep.name}.toml", resource
+
+
+def read_metadata(label: str, tables: dict[str, Any]) -> dict[str, Any] | None:
+    """The validated ``[metadata]`` table of a parsed profile file (None when it has none).
+
+    Returns:
+        ``{"framework": str, "num_parameters": int | None, "class_profiles": list[str],
+        "description": str}``.
+
+    Raises:
+        ValueError: not a table, a missing or unknown key, a value of the wrong type, a
+            description that is empty or longer than one line (the message names the file and key).
+    """
+    table = tables.get(METADATA_TABLE)
+    if table is None:
+        return None
+    where = f"{label} [{METADATA_TABLE}]"
+    if not isinstance(table, dict):
+        raise ValueError(f"{label}: {METADATA_TABLE} must be a table ([{METADATA_TABLE}]), got {type(table).__name__}")
+    unknown = set(table) - set(METADATA_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; known: {', '.join(METADATA_KEYS)}")
+    missing = set(METADATA_KEYS) - {"num_parameters"} - set(table)
+    if missing:
+        raise ValueError(f"{where}: missing keys {sorted(missing)}")
+    for key, kind in METADATA_KEYS.items():
+        value = table.get(key)
+        if key in table and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise ValueError(f"{where} {key}: expected {kind.__name__}, got {value!r}")
+    n = table.get("num_parameters")
+    if n is not None and n < 0:
+        raise ValueError(f"{where} num_parameters: must be >= 0, got {n}")
+    if not all(isinstance(p, str) for p in table["class_profiles"]):
+        raise ValueError(f"{where} class_profiles: expected a list of profile names, got {table['class_profiles']!r}")
+    description = table["description"].strip()
+    if not description or "\n" in description:
+        raise ValueError(f"{where} description: must be one non-empty line, got {table['description']!r}")
+    return {"framework": table["framework"], "num_parameters": n, "class_profiles": list(table["class_profiles"]),
+            "description": description}
+
+
+def _user_tables(name: str, config_dir: str | Path | None) -> dict[str, Any]:
+    return read_tables(Path(config_dir) / f"{name}.toml") if config_dir is not None else {}
+
+
+def static_info(name: str, config_dir: str | Path | None = None) -> MethodInfo | None:
+    """:class:`MethodInfo` from the ``[metadata]`` table of the method's shipped profile file,
+    without importing the plug-in; None when ``name`` is no entry point, or its package ships no
+    file or a file without ``[metadata]`` (then :func:`info` imports it).
+
+    Raises:
+        ValueError: the shipped file is malformed TOML or its ``[metadata]`` table is invalid
+            (:func:`read_metadata`); the user's file is malformed TOML.
+    """
+    ep = _entry_point(name)
+    shipped = _shipped_by_entry_point(ep) if ep is not None else None
+    if shipped is None or not shipped[1].is_file():
+        return None
+    label, resource = shipped
+    tables = _parse(resource.read_bytes(), label)
+    meta = read_metadata(label, tables)
+    if meta is None:
+        return None
+    profiles = (set(meta["class_profiles"]) | set(tables) | set(_user_tables(name, config_dir))) - RESERVED_TABLES
+    package = ep.dist.name if ep.dist is not None else ep.module.split(".")[0]
+    return MethodInfo(name, package, meta["framework"], meta["num_parameters"], tuple(sorted(profiles)),
+                      meta["description"], static=True)
+
+
+def class_info(cls: type[Method], config_dir: str | Path | None = None) -> MethodInfo:
+    """:class:`MethodInfo` of an imported class: ``framework``, the parameter count of the
+    ``paper`` profile (builds the model's config and counts; PyTorch plug-ins count on the meta
+    device), :func:`profile_names`, and the first line of its docstring.
+
+    Raises:
+        Exception: whatever building the ``paper`` profile or counting raises.
+    """
+    n = cls(load_profile(cls, "paper", config_dir).config).num_parameters()
+    doc = (cls.__doc__ or "").strip()
+    return MethodInfo(cls.name, source_of(cls.name), cls.framework, n, tuple(profile_names(cls, config_dir)),
+                      doc.splitlines()[0] if doc else "", static=False)
+
+
+def info(name: str, config_dir: str | Path | None = None) -> MethodInfo:
+    """What ``harness methods list`` shows of ``name``: :func:`static_info` where the shipped file
+    declares ``[metadata]`` (nothing imported), else :func:`class_info` of the imported class.
+
+    Raises:
+        KeyError: unknown method, or its plug-in failed to import (:func:`get`).
+        ValueError: an invalid ``[metadata]`` table (file and key named).
+        Exception: whatever :func:`class_info` raises for an imported class.
+    """
+    found = static_info(name, config_dir)
+    return found if found is not None else class_info(get(name), config_dir)
+
+
+def check_metadata(cls: type[Method]) -> list[str]:
+    """Where the ``[metadata]`` table of ``cls``'s shipped profile file disagrees with the class.
+
+    Compared: ``framework``; ``num_parameters`` with ``num_parameters()`` of the ``paper``
+    profile, and with the class attribute ``paper_num_parameters`` where that is not None;
+    ``class_profiles`` with the keys of the class attribute ``profiles``; and, for a method with an
+    entry point, that the file found through the entry point (:func:`static_info`) is the one the
+    class's package ships (:func:`shipped_file`).
+
+    Returns:
+        One line per disagreement (``"<file> [metadata] <key>: declares X, the class gives Y"``);
+        ``[]`` when they agree, and ``["<file>: no [metadata] table"]`` when there is none.
+
+    Raises:
+        ValueError: the table is invalid (:func:`read_metadata`).
+    """
+    shipped = shipped_file(cls)
+    if shipped is None or not shipped[1].is_file():
+        return [f"{cls.__module__}: ships no profile file {SHIPPED_DIR}/{cls.name}.toml, so no [metadata] table"]
+    label, resource = shipped
+    meta = read_metadata(label, _parse(resource.read_bytes(), label))
+    if meta is None:
+        return [f"{label}: no [{METADATA_TABLE}] table"]
+    n = cls(load_profile(cls, "paper").config).num_parameters()
+    actual = {"framework": cls.framework, "num_parameters": n, "class_profiles": sorted(cls.profiles)}
+    declared = {**meta, "class_profiles": sorted(meta["class_profiles"])}
+    where = f"{label} [{METADATA_TABLE}]"
+    problems = [f"{where} {key}: declares {declared[key]!r}, the class gives {value!r}"
+                for key, value in actual.items() if declared[key] != value]
+    if cls.paper_num_parameters is not None and meta["num_parameters"] != cls.paper_num_parameters:
+        problems.append(f"{where} num_parameters: declares {meta['num_parameters']!r}, "
+                        f"{cls.__name__}.paper_num_parameters is {cls.paper_num_parameters!r}")
+    ep = _entry_point(cls.name)
+    found = _shipped_by_entry_point(ep) if ep is not None else None
+    if ep is not None and (found is None or found[0] != label):
+        problems.append(f"entry point {ep.name} = {ep.value}: its package's file is "
+                        f"{found[0] if found else 'none'}, but {cls.__name__} ships {label}")
+    return problems
 
 
 @dataclass
@@ -263,8 +504,10 @@ def load_profile(method: str | type[Method], profile: str = "default",
     files = config_files(cls, config_dir)
     if profile in RESERVED_TABLES:
         where = ", ".join(f.label for f in files) or f"{cls.name}.toml"
+        purpose = ("for `harness tune`" if profile == "search_space"
+                   else "for the method's metadata (harness.registry.info)")
         raise ProfileError(f"{profile!r} is not a profile: table [{profile}] of a profile file ({where}) is reserved "
-                           "for `harness tune`")
+                           f"{purpose}")
     layers: list[tuple[str, dict[str, Any]]] = []
     if profile in cls.profiles:
         layers.append((f"{cls.__module__}.{cls.__name__}.profiles[{profile!r}]", cls.profiles[profile]))

@@ -14,7 +14,9 @@ Layout (written by :mod:`harness.runner`, :mod:`harness.splits` and :mod:`harnes
     methods/<name>/fold<k>/oof.npy, test.npy
     methods/<name>/fold<k>/done.json  timings, held-out r, "files": the XXH3-128 manifest of
                                       oof.npy, test.npy and model/ (:mod:`harness.integrity`)
-    methods/<name>/fold<k>/work/      resume checkpoints while the fold runs
+    methods/<name>/fold<k>/work/      resume checkpoints (and the fit's metric logs) while the fold runs
+    methods/<name>/fold<k>/logs/      the fit's metric logs once the fold is done (:mod:`harness.tracking`:
+                                      metrics.csv, tensorboard/, mlflow.db); informative, not verified
     methods/ensemble/                 ``harness ensemble``: as a method, plus stacker/ and ensemble.json
 
 :class:`RunDir`, :class:`MethodDir` and :class:`FoldDir` only name paths (nothing is read or
@@ -52,6 +54,8 @@ SCORES = "scores.json"
 DONE = "done.json"
 MODEL = "model"
 WORK = "work"
+#: a done fold's metric logs (moved out of :data:`WORK`, :func:`harness.tracking.keep_logs`)
+LOGS = "logs"
 STACKER = "stacker"
 STACKER_JSON = "stacker.json"
 ENSEMBLE_JSON = "ensemble.json"
@@ -72,6 +76,10 @@ class FoldDir:
     @property
     def work(self) -> Path:
         return self.path / WORK
+
+    @property
+    def logs(self) -> Path:
+        return self.path / LOGS
 
     @property
     def oof(self) -> Path:

@@ -9,6 +9,9 @@ files verify is never redone)::
     methods/<name>/config.json    the resolved profile: {"recipe": ..., "runtime": ...} (a resume
                                   compares the recipe only; harness.method.MethodConfig.RUNTIME_FIELDS)
     methods/<name>/fold<k>/model/ the fitted method (Method.save)
+    methods/<name>/fold<k>/logs/  the fit's metric logs (harness.tracking: metrics.csv, and with
+                                  --logger tensorboard/ or mlflow.db), written in fold<k>/work/
+                                  during the fit, moved here when it is done; informative only
     methods/<name>/fold<k>/oof.npy, test.npy, done.json  (done.json: timings, held-out r and
                                   "files": the XXH3-128 manifest of oof.npy, test.npy and model/)
     methods/<name>/oof.npy        (N_train,) out-of-fold predictions, NaN where never held out;
@@ -69,6 +72,7 @@ from .data.readers import BadRows
 from .data.cache import load_training
 from .integrity import manifest as file_manifest
 from .io import DirLock, find_links, read_json, refuse_links, write_json, write_npy
+from .tracking import check_loggers, keep_logs
 from .method import Method, MethodConfig, config_changes, config_parts
 from .report import leaderboard_table
 from .rundir import LOCK_FILE, MANIFEST_KEY, MODEL, OOF, TEST, FoldDir, MethodDir, RunDir, fold_problem, load_predictions
@@ -102,6 +106,14 @@ class RunSpec:
     scheduler: str | None = None
     #: GPUs each GPU job gets (``--gpus-per-job``; placement in :mod:`harness.backend`)
     gpus_per_job: int = 1
+    #: devices of one fit (``--devices``): > 1 trains each fit of a PyTorch method with DDP over
+    #: that many GPUs (the config's runtime field ``devices``, :class:`harness.training.RuntimeSettings`);
+    #: its job gets that many GPUs (at least ``gpus_per_job``)
+    devices: int = 1
+    #: where fits send their per-epoch metrics (``--logger``; :mod:`harness.tracking`): ``csv``
+    #: always, plus ``tensorboard`` / ``mlflow``. Runtime only: not recorded in the run's identity,
+    #: a resumed run may use other loggers.
+    loggers: tuple[str, ...] = ("csv",)
 
 
 @dataclass
@@ -127,6 +139,8 @@ class FoldJob:
     train_fingerprint: str
     #: GPUs the job asks for (:func:`job_gpus`): ``--gpus-per-job`` for a GPU job, 0 for a CPU job
     gpus: int = 0
+    #: the loggers the fit writes its metrics to (:attr:`harness.method.Method.loggers`)
+    loggers: tuple[str, ...] = ("csv",)
 
     def __str__(self) -> str:
         return f"{self.method} fold {self.fold + 1}/{self.n_folds}"
@@ -178,6 +192,8 @@ def run(spec: RunSpec, console: Console | None = None) -> dict[str, MethodResult
             (:class:`RunDirError`, :class:`harness.io.UnsafePath`; nothing is written then).
         harness.io.LockedError: another live process is running in the output directory.
         harness.backend.BackendUnavailable: the backend's package is not installed (before any work).
+        harness.tracking.LoggerUnavailable: a ``loggers`` package (tensorboard, mlflow) is not
+            installed (before any work).
         harness.backend.JobError: jobs failed (each named with method and fold) or a worker was lost;
             every finished job is kept, so the same call resumes.
     """
@@ -188,6 +204,7 @@ def run(spec: RunSpec, console: Console | None = None) -> dict[str, MethodResult
 def _run(spec: RunSpec, console: Console, stack: contextlib.ExitStack) -> dict[str, MethodResult]:
     classes = {m: registry.get(m) for m in spec.methods}  # fail fast on unknown names
     check_available(spec.backend, spec.scheduler)  # and on a backend that is not installed
+    check_loggers(spec.loggers)  # and on a --logger whose package is not installed
     check_arguments(spec)  # seed, jobs, device
 
     if spec.data_dir is None:
@@ -206,7 +223,8 @@ def _run(spec: RunSpec, console: Console, stack: contextlib.ExitStack) -> dict[s
                             "scores on it say nothing about the challenge. Pass --data DIR (or set HARNESS_DATA) "
                             "for the real DREAM 2022 files.", title="simulated data", style="yellow"))
     out = Path(spec.out) if spec.out else default_out(spec, data_dir, simulated)
-    profiles = {name: registry.load_profile(cls, spec.profile, spec.config_dir) for name, cls in classes.items()}
+    profiles = {name: with_devices(registry.load_profile(cls, spec.profile, spec.config_dir), spec.devices)
+                for name, cls in classes.items()}
     fresh = open_run_dir(out, stack, console)  # refuses a file, a foreign directory, links; locks
     if fresh:  # from now on the directory is recognisably a harness run
         _write_run_json(out, spec, data_dir, train_path, train, test, simulated)
@@ -290,6 +308,14 @@ def uses_accelerator(cls: type[Method]) -> bool:
     return bool(declared) if declared is not None else cls.framework in ACCELERATOR_FRAMEWORKS
 
 
+def with_devices(config: MethodConfig, devices: int) -> MethodConfig:
+    """``config`` with its runtime field ``devices`` set (``--devices``; configs without one, e.g.
+    the k-mer baselines, are returned unchanged)."""
+    if devices > 1 and any(f.name == "devices" for f in dataclasses.fields(config)):
+        return dataclasses.replace(config, devices=devices)
+    return config
+
+
 def job_gpus(cls: type[Method], device: str, gpus_per_job: int) -> int:
     """The GPUs a job of ``cls`` asks for under ``--device device``: ``gpus_per_job`` for a method
     that :func:`uses_accelerator` under ``auto``/``cuda``/``gpu``, else 0 (a CPU job; ``tpu``,
@@ -300,7 +326,7 @@ def job_gpus(cls: type[Method], device: str, gpus_per_job: int) -> int:
 
 def check_arguments(spec: RunSpec) -> None:
     """Refuse, before anything is read or written, a seed or job count that cannot work, a
-    ``--device`` that this machine lacks (checked with :func:`harness.torch_train.select_device`
+    ``--device`` that this machine lacks (checked with :func:`harness.training.select_device`
     for devices other than ``auto``/``cpu``, when the jobs run on this machine; a given Dask or
     Ray cluster's workers may have devices this driver has not), and a ``--gpus-per-job`` that
     cannot be placed: more than 1 without a GPU device (``auto``/``cuda``), or more than the GPUs
@@ -317,16 +343,19 @@ def check_arguments(spec: RunSpec) -> None:
     if spec.jobs is not None and spec.jobs < 1:
         raise ValueError(f"--jobs {spec.jobs}: must be at least 1")
     if str(spec.device).lower() not in ("auto", "cpu") and not joins_cluster(spec.backend, spec.scheduler):
-        from .torch_train import select_device
+        from .training import select_device
 
         try:
             select_device(spec.device)
         except (RuntimeError, ValueError) as exc:
             raise ValueError(f"--device {spec.device}: {exc}; use --device auto (the best device here) "
                              "or cpu") from exc
-    k, device = spec.gpus_per_job, str(spec.device).lower()
-    if k < 1:
-        raise ValueError(f"--gpus-per-job {k}: must be at least 1")
+    k, device = max(spec.gpus_per_job, spec.devices), str(spec.device).lower()
+    if spec.gpus_per_job < 1 or spec.devices < 1:
+        raise ValueError(f"--gpus-per-job {spec.gpus_per_job} / --devices {spec.devices}: must be at least 1")
+    if spec.devices > 1 and device not in GPU_DEVICES:
+        raise ValueError(f"--devices {spec.devices}: one fit on several GPUs needs --device auto or cuda, "
+                         f"not {spec.device}")
     if k > 1 and device not in GPU_DEVICES:
         raise ValueError(f"--gpus-per-job {k}: GPUs are placed for --device auto or cuda, not {spec.device}")
     if device.startswith(("cuda:", "gpu:")) and not in_process(spec.backend, spec.jobs):
@@ -495,7 +524,8 @@ def _method_jobs(name: str, cls: type[Method], profile, spec: RunSpec, out: Path
             fold.done.unlink()  # the fold is not done; a crash before its redo is finished keeps it so
         jobs.append(FoldJob(name, cls, profile.config, f"{spec.profile} ({profile.source})", k, n_folds,
                             spec.split.seed + k, spec.device, str(out), str(train_path), spec.skip_bad_rows,
-                            str(data_dir), train_fingerprint, job_gpus(cls, spec.device, spec.gpus_per_job)))
+                            str(data_dir), train_fingerprint, job_gpus(cls, spec.device, max(spec.gpus_per_job, spec.devices)),
+                            check_loggers(spec.loggers)))
     return jobs
 
 
@@ -575,6 +605,7 @@ def _run_fold(job: FoldJob, console: Console | None) -> dict:
     held = assignment == job.fold
 
     method = job.cls(job.config, seed=job.seed, device=job.device, work_dir=fold.work)
+    method.loggers = job.loggers
     t0 = time.perf_counter()
     method.fit(train.subset(~held))
     fit_s = time.perf_counter() - t0
@@ -600,6 +631,7 @@ def _run_fold(job: FoldJob, console: Console | None) -> dict:
     # digests of everything a resume skips the fold for, or a loader reads (verified_model_dir)
     done[MANIFEST_KEY] = {**file_manifest(fold_dir, [OOF, TEST]),
                           **{f"{MODEL}/{rel}": entry for rel, entry in file_manifest(fold.model).items()}}
+    keep_logs(fold.work, fold.logs, run_dir)  # the fit's metric logs outlive its work directory
     write_json(fold.done, done)  # last: the fold counts as done only now
     shutil.rmtree(fold.work, ignore_errors=True)  # resume checkpoints are spent once done.json exists
     return {**summary, "host": socket.gethostname(), "pid": os.getpid(),
@@ -724,6 +756,6 @@ def _write_run_json(out: Path, spec: RunSpec, data_dir: Path, train_path: Path, 
         "n_test": len(test), "snv_pairs": str(Path(spec.snv_pairs).resolve()) if spec.snv_pairs else None,
         "snv_source": test.snv_source, "split": dataclasses.asdict(spec.split),
         "profile": spec.profile, "device": spec.device, "backend": spec.backend, "jobs": spec.jobs,
-        "gpus_per_job": spec.gpus_per_job,
+        "gpus_per_job": spec.gpus_per_job, "devices": spec.devices,
         "command": sys.argv, "versions": versions,
     })

@@ -3,8 +3,11 @@
 The generated package is complete and working: a ridge regression on one-hot sequences (a
 placeholder model to replace), its config dataclass, ``cpu`` and ``tiny`` profiles, save/load
 without pickle (NumPy ``.npz`` read with ``allow_pickle=False`` plus JSON), a test that runs the
-plug-in contract (:mod:`harness.testing`, one pytest case per check), and the ``harness.methods``
-entry point in its ``pyproject.toml``. ``pip install -e <dir>`` makes ``harness methods list``
+plug-in contract (:mod:`harness.testing`, one pytest case per check) and checks the static
+metadata against the class (:func:`harness.registry.check_metadata`), the profile file
+``<module>/configs/<name>.toml`` (package data) with its ``[metadata]`` table, which ``harness
+methods list`` reads without importing the plug-in, and the ``harness.methods`` entry point in its
+``pyproject.toml``. ``pip install -e <dir>`` makes ``harness methods list``
 show it and ``harness run --methods NAME`` run it.
 """
 
@@ -33,6 +36,28 @@ dependencies = ["dream-harness"]
 
 [tool.setuptools.packages.find]
 include = ["{module}*"]
+
+# The method's profile file, read by harness.registry with importlib.resources.
+[tool.setuptools.package-data]
+{module} = ["configs/*.toml"]
+'''
+
+PROFILES = '''# {name} profiles: tables of {cls}Config fields applied over the dataclass defaults (the
+# reference / paper setting) and the class attribute `profiles` (harness.registry.load_profile).
+
+# What `harness methods list` shows without importing this plug-in; not a profile. Keep it equal to
+# the class (framework, num_parameters() of the [paper] profile -- leave it out when the model has
+# no fixed count --, the keys of the class attribute `profiles`): the test in tests/ checks it.
+[metadata]
+framework = "sklearn"
+num_parameters = 441
+class_profiles = ["cpu", "tiny"]
+description = "{name}: placeholder ridge regression on one-hot sequences"
+
+# `harness tune` search space (not a profile): {{ low, high [, log, step, type] }} ranges,
+# {{ choices = [...] }}, {{ value = ... }} fixed in every trial.
+[search_space]
+alpha = {{ low = 0.01, high = 1000.0, log = true }}
 '''
 
 METHOD = '''"""{name}: a dream-harness method plug-in.
@@ -132,10 +157,12 @@ class {cls}(Method):
         self.n_train_ = int(read_json(path / "fit_info.json")["n_train"])
 '''
 
-TEST = '''"""The dream-harness plug-in contract (harness.testing): one case per check."""
+TEST = '''"""The dream-harness plug-in contract (harness.testing): one case per check; and the static
+metadata of configs/{name}.toml against the class."""
 
 import pytest
 
+from harness import registry
 from harness.testing import method_checks
 from {module}.method import {cls}
 
@@ -145,6 +172,10 @@ CHECKS = dict(method_checks({cls}))
 @pytest.mark.parametrize("check", list(CHECKS))
 def test_contract(check):
     CHECKS[check]()
+
+
+def test_static_metadata_matches_the_class():
+    assert registry.check_metadata({cls}) == []
 '''
 
 README = '''# harness-{name}
@@ -176,5 +207,6 @@ def scaffold(name: str, parent: str | Path = ".") -> Path:
     write_text(root / "README.md", README.format(**fill))
     write_text(root / module / "__init__.py", f'"""{name}: a dream-harness method plug-in."""\n')
     write_text(root / module / "method.py", METHOD.format(**fill))
+    write_text(root / module / "configs" / f"{name}.toml", PROFILES.format(**fill))
     write_text(root / "tests" / f"test_{module}.py", TEST.format(**fill))
     return root

@@ -97,6 +97,9 @@ CHECK_LENGTHS = (1, 5, 17, 30, 80, 100, 109, 110, 111, 120, 150, 300)
 #: :func:`assert_no_pickle`).
 SAFE_SUFFIXES = {
     ".pt": "torch.load(weights_only=True)",
+    ".ckpt": "torch.load(weights_only=True) (a Lightning checkpoint)",
+    ".csv": "UTF-8 text (per-epoch metrics)",
+    ".yaml": "UTF-8 text (Lightning's logged hyperparameters; never parsed)",
     ".npz": "numpy.load(allow_pickle=False), every array",
     ".npy": "numpy.load(allow_pickle=False)",
     ".json": "json",
@@ -202,7 +205,7 @@ def assert_no_pickle(root: str | os.PathLike) -> list[Path]:
 
 def _read_back(f: Path) -> None:
     suffix = f.suffix
-    if suffix == ".pt":
+    if suffix in (".pt", ".ckpt"):
         import torch
 
         torch.load(f, weights_only=True, map_location="cpu")
@@ -218,7 +221,7 @@ def _read_back(f: Path) -> None:
         import tomllib
 
         tomllib.loads(f.read_text(encoding="utf-8"))
-    elif suffix == ".txt":
+    elif suffix in (".txt", ".csv", ".yaml"):
         f.read_text(encoding="utf-8")
     elif suffix == ".h5":
         _require(f.read_bytes()[:8] == _HDF5_SIGNATURE, f"{f}: not an HDF5 file")
@@ -557,9 +560,9 @@ class MethodChecks:
             assert_no_pickle(method.work_dir)
         torch_method = sys.modules.get("harness.torch_method")
         if torch_method is not None and issubclass(self.cls, torch_method.TorchMethod):
-            checkpoint = method.checkpoint_dir / "last.pt"
+            checkpoint = method.checkpoint_dir / "last.ckpt"
             _require(checkpoint.is_file(), f"{self.label}: a TorchMethod fit with a work_dir left no {checkpoint.name}")
-            _require(checkpoint.with_name("last.pt.json").is_file(), f"{self.label}: {checkpoint.name} has no "
+            _require(checkpoint.with_name("last.ckpt.json").is_file(), f"{self.label}: {checkpoint.name} has no "
                                                                      "digest sidecar")
 
     def check_seeded_determinism(self) -> None:

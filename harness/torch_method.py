@@ -8,7 +8,7 @@ template method (as the Prix Fixe trainer or lm-evaluation-harness's ``TemplateL
 :meth:`TorchMethod.fit`
     ``require_targets`` -> :meth:`~TorchMethod.prepare_fit` (the plug-in: filter, internal
     validation split with :func:`harness.holdout.holdout_split`, encode; returns a
-    :class:`FitData`) -> :meth:`~TorchMethod.make_trainer` -> ``Trainer.fit`` (resumable from
+    :class:`FitData`) -> :meth:`~TorchMethod.make_trainer` -> ``SeqTrainer.fit`` (resumable from
     ``work_dir/checkpoints``; the best or last epoch's weights as the recipe's ``monitor`` says)
     -> :meth:`~TorchMethod.after_fit` (the plug-in's post-training step, e.g. SWA weights) ->
     ``model`` on the CPU in eval mode.
@@ -21,9 +21,9 @@ template method (as the Prix Fixe trainer or lm-evaluation-harness's ``TemplateL
 :meth:`TorchMethod.make_trainer` -- **the one entry point to the training path** (used by ``fit``,
 ``harness tune``, ``benchmarks/bench_<method>.py`` and ``benchmarks/device_check.py``)::
 
-    make_trainer(model=None, *, checkpoint_dir=None, n_train=None) -> harness.torch_train.Trainer
+    make_trainer(model=None, *, checkpoint_dir=None, n_train=None) -> harness.training.SeqTrainer
 
-builds a :class:`~harness.torch_train.Trainer` from the recipe's hooks: :meth:`~TorchMethod.
+builds a :class:`~harness.training.SeqTrainer` from the recipe's hooks: :meth:`~TorchMethod.
 loop_settings` (batch, epochs, early stopping, monitor ...; ``n_train`` = training rows the fit
 will pass, for the rules that depend on it), :meth:`~TorchMethod.loss`, :meth:`~TorchMethod.
 make_optimizer`, :meth:`~TorchMethod.make_scheduler` with :attr:`~TorchMethod.scheduler_interval`
@@ -35,7 +35,7 @@ The base also gives:
 
 * the runtime settings of :class:`TorchConfig` (evaluation batch, mixed precision, ``torch.compile``,
   time budget, progress display) and :meth:`TorchMethod.train_config`, which turns them and the
-  recipe's loop settings into a :class:`harness.torch_train.TrainConfig`;
+  recipe's loop settings into a :class:`harness.training.TrainConfig`;
 
 * ``model`` / ``history`` / ``best_epoch`` attributes (None / ``[]`` / None until fitted or loaded);
 * :meth:`TorchMethod.build_model` (``torch.manual_seed(seed)``, then ``Net(config)``) and
@@ -50,7 +50,7 @@ The base also gives:
   while fitting/predicting on the CPU (BHI's LSTM), restored afterwards.
 
 The core never imports a plug-in: this module depends on :mod:`harness.method`,
-:mod:`harness.io`, :mod:`harness.data.table` and :mod:`harness.torch_train` only.
+:mod:`harness.io`, :mod:`harness.data.table` and :mod:`harness.training` only.
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ from torch import nn
 from .data.table import SeqTable
 from .io import atomic_open, read_json, write_json
 from .method import Method, MethodConfig, require_targets
-from .torch_train import (COMPILE_MODES, BatchTransform, Inputs, TrainConfig, Trainer, default_to_prediction,
+from .tracking import method_run_name
+from .training import (BatchTransform, Inputs, RuntimeSettings, TrainConfig, SeqTrainer, default_to_prediction,
                           default_transform, predict_batches, select_device)
 
 __all__ = ["LEGACY_STATE_FILE", "MODEL_FILE", "STATE_FILE", "FitData", "TorchConfig", "TorchMethod", "json_safe"]
@@ -88,7 +89,7 @@ def json_safe(obj: Any) -> Any:
     recursing into dicts, lists and tuples (tuples come back as lists), so that
     :func:`harness.io.write_json` (which refuses NaN) writes it as strict JSON with ``null``.
 
-    E.g. the per-epoch records of :class:`harness.torch_train.Trainer`: ``valid_r`` is NaN when an
+    E.g. the per-epoch records of :class:`harness.training.SeqTrainer`: ``valid_r`` is NaN when an
     epoch's predictions are constant. Anything else is returned unchanged (not copied)."""
     if isinstance(obj, dict):
         return {k: json_safe(v) for k, v in obj.items()}
@@ -100,47 +101,25 @@ def json_safe(obj: Any) -> Any:
 
 
 @dataclasses.dataclass
-class TorchConfig(MethodConfig):
-    """The speed, precision, time-budget and display settings every PyTorch plug-in's config
-    carries beside its recipe. A plug-in redeclares a field to give it another default (e.g. bf16
-    autocast where its team trained in reduced precision).
+class TorchConfig(MethodConfig, RuntimeSettings):
+    """The runtime settings every PyTorch plug-in's config carries beside its recipe:
+    :class:`harness.training.RuntimeSettings` (evaluation batch, mixed precision, ``torch.compile``,
+    time budget, devices, progress display), declared there once and handed to every fit's
+    :class:`~harness.training.TrainConfig` by :meth:`TorchMethod.train_config`. A plug-in
+    redeclares a field to give it another default (e.g. bf16 autocast where its team trained in
+    reduced precision).
 
-    ``eval_batch_size``, ``compile``, ``max_train_seconds`` and ``progress`` are runtime fields
-    (:attr:`harness.method.MethodConfig.RUNTIME_FIELDS`: a run directory resumes after a change of
-    them); ``mixed_precision`` is part of the recipe, because autocast rounds every training step
-    to bf16/fp16 and the fit follows another trajectory.
-
-    Attributes:
-        eval_batch_size: sequences per forward pass at validation and prediction (a plug-in with
-            test-time augmentation runs several model rows per sequence).
-        mixed_precision: autocast mode (:func:`harness.torch_train.resolve_precision`): ``"auto"``
-            (bf16 on CUDA where supported, else fp16; fp32 elsewhere), ``"bf16"``, ``"fp16"`` or
-            ``"off"`` (fp32).
-        compile: ``torch.compile`` mode for the training and validation steps, ``"off"`` or one of
-            :data:`harness.torch_train.COMPILE_MODES`.
-        max_train_seconds: training time budget in s, 0 = none (CPU profiles only).
-        progress: show the progress bar and per-epoch lines.
+    ``eval_batch_size``, ``compile``, ``max_train_seconds``, ``devices`` and ``progress`` are
+    runtime fields (:attr:`harness.method.MethodConfig.RUNTIME_FIELDS`: a run directory resumes
+    after a change of them); ``mixed_precision`` is part of the recipe, because autocast rounds
+    every training step to bf16/fp16 and the fit follows another trajectory.
 
     Raises:
-        ValueError: ``eval_batch_size`` < 1, an unknown ``mixed_precision`` or ``compile`` mode,
-            or a negative ``max_train_seconds``.
+        ValueError: as :meth:`harness.training.RuntimeSettings.check_runtime`.
     """
 
-    eval_batch_size: int = 1024
-    mixed_precision: str = "off"
-    compile: str = "off"
-    max_train_seconds: float = 0.0
-    progress: bool = True
-
     def __post_init__(self) -> None:
-        if self.eval_batch_size < 1:
-            raise ValueError(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
-        if self.mixed_precision not in ("auto", "bf16", "fp16", "off"):
-            raise ValueError(f"mixed_precision must be 'auto', 'bf16', 'fp16' or 'off', got {self.mixed_precision!r}")
-        if self.compile != "off" and self.compile not in COMPILE_MODES:
-            raise ValueError(f"compile must be 'off' or one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
-        if self.max_train_seconds < 0:
-            raise ValueError(f"max_train_seconds must be >= 0, got {self.max_train_seconds}")
+        self.check_runtime()
 
 
 @dataclasses.dataclass
@@ -148,7 +127,7 @@ class FitData:
     """What :meth:`TorchMethod.prepare_fit` hands to the trainer.
 
     Attributes:
-        train_x: training inputs of :meth:`harness.torch_train.Trainer.fit`: ``(N, ...)`` array
+        train_x: training inputs of :meth:`harness.training.SeqTrainer.fit`: ``(N, ...)`` array
             (e.g. ``(N, L) uint8`` codes) or a tuple of them.
         train_y: ``(N,)`` targets (float32 after the recipe's target transform).
         valid_x, valid_y: validation rows in the same layout, or None (no validation: no early
@@ -179,7 +158,7 @@ class TorchMethod(Method):
     Attributes:
         model: the fitted or loaded network, on the CPU between calls (None before fit/load).
         history: per-epoch records (dicts of floats/ints) of
-            :class:`harness.torch_train.Trainer` (``[]`` before fit; as saved after load).
+            :class:`harness.training.SeqTrainer` (``[]`` before fit; as saved after load).
         best_epoch: the 1-based epoch whose weights ``model`` holds (None before fit).
         epoch_callbacks: ``callback(record)`` functions that :meth:`make_trainer` gives every
             trainer it builds (called after each epoch with its record; ``harness tune`` appends
@@ -230,17 +209,15 @@ class TorchMethod(Method):
         return None if self.work_dir is None else self.work_dir / "checkpoints"
 
     def train_config(self, **loop) -> TrainConfig:
-        """The :class:`~harness.torch_train.TrainConfig` of a fit: the recipe's loop settings
+        """The :class:`~harness.training.TrainConfig` of a fit: the recipe's loop settings
         ``loop`` (``batch_size``, ``max_epochs``, ``patience``, ``monitor``, ...) plus this config's
         :class:`TorchConfig` runtime settings and the method's ``seed`` (``loop`` may override any
-        of them; ``max_train_seconds`` 0 becomes None)."""
-        cfg = self.config
-        return TrainConfig(**{"eval_batch_size": cfg.eval_batch_size, "mixed_precision": cfg.mixed_precision,
-                              "compile": cfg.compile, "max_train_seconds": cfg.max_train_seconds or None,
-                              "progress": cfg.progress, "seed": self.seed, **loop})
+        of them)."""
+        runtime = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(RuntimeSettings)}
+        return TrainConfig(**{**runtime, "seed": self.seed, **loop})
 
     # ----- the recipe's hooks (override) ------------------------------------------------------
-    #: when the scheduler steps: ``"epoch"`` or ``"batch"`` (:class:`~harness.torch_train.Trainer`).
+    #: when the scheduler steps: ``"epoch"`` or ``"batch"`` (:class:`~harness.training.SeqTrainer`).
     scheduler_interval: ClassVar[str] = "epoch"
     #: the epoch-record key a ``ReduceLROnPlateau`` scheduler watches.
     scheduler_monitor: ClassVar[str] = "valid_loss"
@@ -260,7 +237,7 @@ class TorchMethod(Method):
         return FitData(train.codes, np.asarray(train.y, dtype=np.float32), valid_x, valid_y)
 
     def loop_settings(self, n_train: int | None = None) -> dict[str, Any]:
-        """The recipe's :class:`~harness.torch_train.TrainConfig` loop settings (``batch_size``,
+        """The recipe's :class:`~harness.training.TrainConfig` loop settings (``batch_size``,
         ``max_epochs``, ``patience``, ``monitor``, ``drop_last`` ...), merged by
         :meth:`train_config` with the runtime settings. ``n_train``: training rows of the coming
         fit (None: not known, e.g. a benchmark), for rules that depend on it. Default: ``{}``."""
@@ -282,7 +259,7 @@ class TorchMethod(Method):
     def transform(self) -> BatchTransform:
         """The batch transform ``(x, y, training) -> (model_inputs, targets)`` on the device
         (encoding, augmentation, TTA views; :mod:`harness.data.sequence`). Default:
-        :func:`harness.torch_train.default_transform` (one-hot ``(B, 4, L)``)."""
+        :func:`harness.training.default_transform` (one-hot ``(B, 4, L)``)."""
         return default_transform
 
     def to_prediction(self, output: Any) -> torch.Tensor:
@@ -290,7 +267,7 @@ class TorchMethod(Method):
         :func:`harness.data.sequence.average_views`). Default: ``(B,)`` / ``(B, 1)`` -> ``(B,)``."""
         return default_to_prediction(output)
 
-    def after_fit(self, trainer: Trainer, data: FitData) -> None:
+    def after_fit(self, trainer: SeqTrainer, data: FitData) -> None:
         """The recipe's step after training, before ``model`` is taken from ``trainer`` (e.g. SWA
         weights, a convergence warning). Default: nothing."""
 
@@ -310,8 +287,8 @@ class TorchMethod(Method):
 
     # ----- the template ------------------------------------------------------------------------
     def make_trainer(self, model: nn.Module | None = None, *, checkpoint_dir: str | os.PathLike | None = None,
-                     n_train: int | None = None) -> Trainer:
-        """The :class:`~harness.torch_train.Trainer` of this recipe: what :meth:`fit` trains with,
+                     n_train: int | None = None) -> SeqTrainer:
+        """The :class:`~harness.training.SeqTrainer` of this recipe: what :meth:`fit` trains with,
         and the one entry point of the tuner and the benchmarks.
 
         Args:
@@ -320,20 +297,21 @@ class TorchMethod(Method):
             n_train: training rows of the coming fit, for :meth:`loop_settings` (None: unknown).
 
         Returns:
-            A trainer on the method's device (:func:`~harness.torch_train.select_device`, which
+            A trainer on the method's device (:func:`~harness.training.select_device`, which
             raises RuntimeError for a device this machine lacks) with the recipe's loss,
             optimiser, scheduler, transform, ``to_prediction`` and :attr:`epoch_callbacks`.
         """
-        return Trainer(
+        return SeqTrainer(
             model if model is not None else self.build_model(), self.loss(), self.make_optimizer,
             config=self.train_config(**self.loop_settings(n_train)), scheduler_factory=self.make_scheduler,
             scheduler_interval=self.scheduler_interval, scheduler_monitor=self.scheduler_monitor,
             transform=self.transform(), to_prediction=self.to_prediction, device=select_device(self.device),
-            checkpoint_dir=checkpoint_dir, callbacks=self.epoch_callbacks)
+            checkpoint_dir=checkpoint_dir, log_dir=None if checkpoint_dir is None else self.work_dir,
+            loggers=self.loggers, run_name=method_run_name(self), callbacks=self.epoch_callbacks)
 
     def fit(self, train: SeqTable, valid: SeqTable | None = None) -> None:
         """Train from scratch (resuming from ``work_dir/checkpoints`` when an interrupted fit of the
-        same data left one there): :meth:`prepare_fit`, :meth:`make_trainer`, ``Trainer.fit``,
+        same data left one there): :meth:`prepare_fit`, :meth:`make_trainer`, ``SeqTrainer.fit``,
         :meth:`after_fit`; sets ``model`` (CPU, eval mode), ``history`` and ``best_epoch``.
 
         Args:

@@ -1,5 +1,9 @@
 """``harness tune``: an Optuna search over a method's declared hyperparameter space.
 
+This module is the study: the objective, pruning, resuming and the result. The profile it writes
+is :mod:`harness.tune_profile`, the trials table :mod:`harness.tune_table`, the command line
+:mod:`harness.cli.tune`, and the search-space language :mod:`harness.search_space`.
+
 Search space (data, not code)
     Table ``[search_space]`` of the method's profile files, one entry per field of the method's
     ``Config`` dataclass, over the class attribute :attr:`harness.method.Method.search_space` (same
@@ -45,7 +49,7 @@ Pruning (honest about what it does)
     the same rows in every trial), reported live only for the PyTorch plug-ins: the tuner appends
     its reporter to the instance's ``epoch_callbacks``, which
     :meth:`harness.torch_method.TorchMethod.make_trainer` hands to the
-    :class:`harness.torch_train.Trainer` that calls it with each epoch's record (``{"epoch",
+    :class:`harness.training.SeqTrainer` that calls it with each epoch's record (``{"epoch",
     "valid_r", "valid_rho", ...}``).
     LegNet fits on every row (no internal validation), so its records carry no validation values
     and it is not pruned. For other methods (k-mer baselines, the Keras plug-in) nothing can be
@@ -82,31 +86,30 @@ Result
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import functools
 import json
 import math
+import shutil
 import time
-import tomllib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-import click
 import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
-from rich.table import Table
 
 from . import registry
-from .cli_errors import friendly_errors
-from .io import write_text
 from .method import Method, MethodConfig, config_changes, config_parts
+from .rundir import LOGS
+from .tracking import check_loggers, keep_logs
 from .scoring.scorer import pearson, spearman
 from .search_space import SearchSpace, check_space, plain_value
 from .splits import SplitSpec, fingerprint, make_assignment
+from .tune_profile import profile_header, profile_values, write_profile
+from .tune_table import format_value, trials_table
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -164,6 +167,10 @@ class TuneSpec:
             shipped profiles and search space, and the profile is written there (None:
             :data:`DEFAULT_CONFIG_DIR`).
         skip_bad_rows: drop bad training rows instead of failing.
+        loggers: where each trial's fit sends its per-epoch metrics (:mod:`harness.tracking`,
+            ``--logger``): empty (default) keeps no logs and gives the fit no work directory, as
+            before; otherwise trial ``N``'s fit gets ``runs/tune/<study>/trial<N>/work`` and its logs
+            end in ``runs/tune/<study>/trial<N>/logs/`` (the work directory is deleted).
     """
 
     method: str
@@ -185,6 +192,7 @@ class TuneSpec:
     enqueue: list[dict[str, Any]] = field(default_factory=list)
     config_dir: Path | None = None
     skip_bad_rows: bool = False
+    loggers: tuple[str, ...] = ()
 
 
 @dataclass
@@ -248,6 +256,8 @@ def tune(spec: TuneSpec, console: Console | None = None) -> TuneResult:
     if spec.pruner not in ("median", "none"):
         raise ValueError(f"pruner must be 'median' or 'none', got {spec.pruner!r}")
     cls = registry.get(spec.method)
+    if spec.loggers:
+        check_loggers(spec.loggers)  # a missing tensorboard / mlflow package: before any work
     config_dir = Path(spec.config_dir) if spec.config_dir is not None else DEFAULT_CONFIG_DIR
     config_path = registry.config_file(cls, config_dir)
     out = Path(spec.out) if spec.out is not None else config_path
@@ -301,6 +311,7 @@ def tune(spec: TuneSpec, console: Console | None = None) -> TuneResult:
                          + (f"; trial-only --set {overrides}" if overrides else "")
                          + (f"; {done} trial(s) already finished" if done else "")))
     objective = _Objective(cls, space, base_fixed, overrides, fit_rows, held_rows, spec, prune=spec.pruner == "median")
+    objective.log_root = DEFAULT_CONFIG_DIR.parent / study_name if spec.loggers else None
     n_before = _n_started(study)
     if remaining > 0:
         stop = functools.partial(_stop_when_done, target=spec.trials)
@@ -323,7 +334,8 @@ def tune(spec: TuneSpec, console: Console | None = None) -> TuneResult:
     best = study.best_trial
     best_params = space.decode(best.params)
     config = dataclasses.replace(base_fixed, **best_params)
-    header = _profile_header(study_name, storage_url, best, result, spec, train_path, overrides, space)
+    header = profile_header(study_name, storage_url, best, result.n_finished, spec.profile, spec.holdout_fraction,
+                            spec.seed, train_path, overrides, space)
     write_profile(out, spec.profile_name, profile_values(cls, config, spec.profile_name, always=space.params), header)
     if out.name == f"{cls.name}.toml":
         resolved = registry.load_profile(cls, spec.profile_name, out.parent).config
@@ -336,7 +348,7 @@ def tune(spec: TuneSpec, console: Console | None = None) -> TuneResult:
     result.seconds = time.perf_counter() - t_start
     console.print(f"best: trial {best.number}, validation r + ρ = [bold]{best.value:.4f}[/] "
                   f"(r {result.best_r:.4f}, ρ {result.best_rho:.4f}) with "
-                  + escape(f"{', '.join(f'{k}={_fmt(v)}' for k, v in best_params.items())}; "
+                  + escape(f"{', '.join(f'{k}={format_value(v)}' for k, v in best_params.items())}; "
                            f"{result.n_finished} finished trials ({result.n_complete} complete, {result.n_pruned} "
                            f"pruned, {result.n_failed} failed), {n_new} run now in {result.seconds:.1f} s"))
     console.print(escape(f"wrote profile [{spec.profile_name}] to {out}: harness run --methods {cls.name} "
@@ -485,7 +497,7 @@ def _stop_when_done(study: "optuna.Study", trial: "optuna.trial.FrozenTrial", ta
 
 
 def _log_trial(study: "optuna.Study", trial: "optuna.trial.FrozenTrial", console: Console, space: SearchSpace) -> None:
-    params = ", ".join(f"{k}={_fmt(v)}" for k, v in space.decode(trial.params).items())
+    params = ", ".join(f"{k}={format_value(v)}" for k, v in space.decode(trial.params).items())
     state = trial.state.name
     if state == "COMPLETE":
         what = f"r + ρ = {trial.value:.4f} (r {trial.user_attrs.get('r', math.nan):.4f}, ρ {trial.user_attrs.get('rho', math.nan):.4f})"
@@ -571,16 +583,21 @@ class _Objective:
     def __init__(self, cls, space, base_fixed, overrides, fit_rows, held_rows, spec: TuneSpec, prune: bool) -> None:
         self.cls, self.space, self.base_fixed, self.overrides = cls, space, base_fixed, overrides
         self.fit_rows, self.held_rows, self.spec, self.prune = fit_rows, held_rows, spec, prune
+        #: trial N's fit logs to log_root/trial<N> (``TuneSpec.loggers``); None: no logs
+        self.log_root: Path | None = None
 
     def __call__(self, trial: "optuna.Trial") -> float:
         t0 = time.perf_counter()
         params = self.space.suggest(trial)
+        work = self.log_root / f"trial{trial.number}" / "work" if self.log_root is not None else None
         try:
             try:
                 config = dataclasses.replace(self.base_fixed, **params, **self.overrides)
             except (ValueError, TypeError) as exc:
                 self._fail(trial, f"config refused: {exc}")
-            method = self.cls(config, seed=self.spec.seed, device=self.spec.device, work_dir=None)
+            method = self.cls(config, seed=self.spec.seed, device=self.spec.device, work_dir=work)
+            if work is not None:
+                method.loggers = check_loggers(self.spec.loggers)
             reporter = _EpochReporter(trial, self.prune)
             attach_reporter(method, reporter)
             method.fit(self.fit_rows)
@@ -601,218 +618,12 @@ class _Objective:
             return r + rho
         finally:
             trial.set_user_attr("seconds", time.perf_counter() - t0)
+            if work is not None and work.is_dir():  # keep the logs, drop the fit's checkpoints
+                keep_logs(work, work.parent / LOGS, self.log_root)
+                shutil.rmtree(work, ignore_errors=True)
 
     @staticmethod
     def _fail(trial: "optuna.Trial", message: str) -> None:
         trial.set_user_attr("counted", True)
         trial.set_user_attr("error", message)
         raise TrialFailed(message)
-
-
-# ----------------------------------------------------------------------------------------------
-# output: the profile and the table
-# ----------------------------------------------------------------------------------------------
-def profile_values(cls: type[Method], config: MethodConfig, profile_name: str, always=()) -> dict[str, Any]:
-    """The TOML table that makes ``load_profile(cls, profile_name)`` give ``config``.
-
-    Args:
-        always: fields written even when they equal the default (the searched ones, for the reader).
-
-    Returns:
-        ``{field: value}`` in field order: every field that differs from ``cls.Config()``, every
-        field in ``always`` and every field the class's own ``profiles[profile_name]`` sets; tuples
-        as lists.
-    """
-    default = dataclasses.asdict(cls.Config())
-    values = dataclasses.asdict(config)
-    forced = set(cls.profiles.get(profile_name, {})) | set(always)
-    return {k: plain_value(v) for k, v in values.items() if k in forced or plain_value(v) != plain_value(default[k])}
-
-
-def write_profile(path: str | Path, name: str, values: dict[str, Any], comment: str = "") -> None:
-    """Write table ``[name]`` = ``values`` into TOML file ``path``, keeping everything else.
-
-    An existing ``[name]`` is replaced in place (comment lines that follow its keys, which TOML
-    attaches to it but which describe the next table, are kept); otherwise the table is appended.
-    ``comment`` lines go at the top of the table. The file is written atomically and created if
-    missing.
-
-    Raises:
-        ValueError: the existing file is not valid TOML, or ``[name]`` in it is not a table.
-        RuntimeError: the rewritten file would change another table (never expected; nothing is
-            written then).
-    """
-    import tomlkit
-    from tomlkit.items import Comment, Whitespace
-
-    path = Path(path)
-    old_text = path.read_text(encoding="utf-8") if path.is_file() else ""
-    try:
-        old = tomllib.loads(old_text)
-        doc = tomlkit.parse(old_text)
-    except Exception as exc:  # noqa: BLE001 - tomllib and tomlkit raise their own parse errors
-        raise ValueError(f"{path}: not valid TOML: {exc}") from exc
-    table = tomlkit.table()
-    for line in comment.splitlines():
-        table.add(tomlkit.comment(line) if line.strip() else tomlkit.nl())
-    for key, value in values.items():
-        table.add(key, value)
-    if name in doc:
-        current = doc[name]
-        if not isinstance(current, tomlkit.items.Table):
-            raise ValueError(f"{path}: {name!r} exists and is not a table")
-        trail = []
-        for key, item in reversed(current.value.body):
-            if key is None and isinstance(item, (Comment, Whitespace)):
-                trail.append(item)
-            else:
-                break
-        while trail and isinstance(trail[-1], Whitespace):  # the leading blank line is re-added below
-            trail.pop()
-        if trail:
-            table.add(tomlkit.nl())
-        for item in reversed(trail):
-            table.add(item)
-        doc[name] = table
-        text = tomlkit.dumps(doc)
-    else:
-        new = tomlkit.document()
-        new.add(name, table)
-        text = (old_text.rstrip() + "\n\n" if old_text.strip() else "") + tomlkit.dumps(new)
-    parsed = tomllib.loads(text)
-    expected = {k: v for k, v in old.items() if k != name}
-    if {k: v for k, v in parsed.items() if k != name} != expected or parsed.get(name) != values:
-        raise RuntimeError(f"{path}: rewriting [{name}] would change other tables; nothing written")
-    write_text(path, text)
-
-
-def _profile_header(study_name, storage_url, best, result: TuneResult, spec: TuneSpec, train_path, overrides,
-                    space: SearchSpace) -> str:
-    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    lines = [
-        f"Written by `harness tune` ({when}): study {study_name} ({storage_url}),",
-        f"trial {best.number} of {result.n_finished} finished: validation r + rho = {best.value:.4f} "
-        f"(r {best.user_attrs.get('r', math.nan):.4f}, rho {best.user_attrs.get('rho', math.nan):.4f})",
-        f"on a {spec.holdout_fraction:g} hold-out of {train_path} (seed {spec.seed});",
-        f"base profile [{spec.profile}] + searched {', '.join(space.searched)}.",
-    ]
-    if space.fixed:
-        lines.append(f"Fixed by the search space: {', '.join(f'{k} = {json.dumps(plain_value(v))}' for k, v in space.fixed.items())}.")
-    if overrides:
-        lines.append(f"Trials ran with --set {', '.join(f'{k}={json.dumps(plain_value(v))}' for k, v in overrides.items())} "
-                     "(not part of this profile).")
-    return "\n".join(lines)
-
-
-def trials_table(trials: list, space: SearchSpace, title: str = "trials", limit: int = 50) -> Table:
-    """A rich table of trials: number, state, r + rho, r, rho, epochs reported, seconds, searched values.
-
-    The best completed trial is starred. With more than ``limit`` trials the best ``limit`` by value
-    are shown (the caption says so).
-    """
-    from optuna.trial import TrialState
-
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    best = max(complete, key=lambda t: t.value).number if complete else None
-    shown = list(trials)
-    caption = ""
-    if len(shown) > limit:
-        shown = sorted(shown, key=lambda t: (t.state != TrialState.COMPLETE, -(t.value or 0.0)))[:limit]
-        shown.sort(key=lambda t: t.number)
-        caption = f"{limit} best of {len(trials)} trials shown"
-    table = Table(title=title, caption=caption or None)
-    for col in ("#", "state", "r + ρ", "r", "ρ", "epochs", "seconds", *space.searched):
-        table.add_column(col, justify="left" if col in ("state", *space.searched) else "right")
-    for t in shown:
-        value = f"{t.value:.4f}" if t.state == TrialState.COMPLETE else "—"
-        if t.state == TrialState.PRUNED:
-            state = f"PRUNED @{t.user_attrs.get('pruned_at_epoch', '?')}"
-        elif t.state == TrialState.FAIL and t.user_attrs.get("error"):
-            state = f"FAIL ({t.user_attrs['error'][:40]})"
-        else:
-            state = t.state.name
-        params = space.decode(t.params)
-        epochs = len(t.intermediate_values) or "—"
-        table.add_row(f"{'★ ' if t.number == best else ''}{t.number}", state, value,
-                      _num(t.user_attrs.get("r")), _num(t.user_attrs.get("rho")), str(epochs),
-                      _num(t.user_attrs.get("seconds"), ".1f"), *[_fmt(params.get(n, "—")) for n in space.searched],
-                      style="bold" if t.number == best else ("dim" if t.state != TrialState.COMPLETE else None))
-    return table
-
-
-def _num(value, fmt: str = ".4f") -> str:
-    return "—" if value is None or not isinstance(value, (int, float)) else format(value, fmt)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple)):
-        return json.dumps(plain_value(value))
-    return str(value)
-
-
-# ----------------------------------------------------------------------------------------------
-# the command
-# ----------------------------------------------------------------------------------------------
-def _parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
-    out = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--set")
-        try:
-            out[key] = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[key] = raw.strip()
-    return out
-
-
-@click.command("tune")
-@click.option("--method", "method", required=True, help="Registered method name (see `harness methods list`).")
-@click.option("--trials", type=click.IntRange(min=1), required=True,
-              help="Finished trials the study should have; a resumed study counts the ones it has.")
-@click.option("--storage", default=None,
-              help="Optuna storage URL, e.g. sqlite:///runs/tune/kmer.db ('memory': not resumable) "
-                   "[default: sqlite:///runs/tune/<study-name>.db].")
-@click.option("--study-name", default=None, help="Study name [default: <method>-<profile>-<train stem>-s<seed>].")
-@click.option("--profile", default="cpu", show_default=True, help="Base profile the sampled values are applied on top of.")
-@click.option("--profile-name", default=DEFAULT_PROFILE_NAME, show_default=True,
-              help="Table the best config is written to.")
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Data directory (default: $HARNESS_DATA, else simulated data); its train_sequences.txt is the "
-                   "default training file.")
-@click.option("--train", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Training file (default: DATA/train_sequences.txt).")
-@click.option("--holdout-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
-              show_default=True, help="Share of the training rows held out for the objective.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Split, method and sampler seed.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "tpu", "mps"]), default="auto", show_default=True)
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Start no new trial after this many seconds (the running one finishes).")
-@click.option("--pruner", type=click.Choice(["median", "none"]), default="median", show_default=True,
-              help="Median pruning on per-epoch validation r + ρ (methods that report epochs).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Trial-only config value (TOML syntax), e.g. --set max_train_seconds=60; repeatable; not "
-                   "written to the profile.")
-@click.option("--base-trial/--no-base-trial", default=True, show_default=True,
-              help="Evaluate the base profile's own values first (new studies).")
-@click.option("--config-dir", type=click.Path(file_okay=False, path_type=Path), envvar=registry.CONFIG_ENV,
-              show_envvar=True, default=None,
-              help=f"Your profile directory: DIR/<method>.toml is layered over the shipped profiles and search space, "
-                   f"and [tuned] is written there [default: {DEFAULT_CONFIG_DIR}].")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="TOML file the profile is written to [default: CONFIG_DIR/<method>.toml].")
-@click.option("--skip-bad-rows", is_flag=True, help="Drop bad training rows and report counts instead of failing.")
-@friendly_errors
-def tune_cmd(method, trials, storage, study_name, profile, profile_name, data, train, holdout_fraction, seed, device,
-             timeout, pruner, sets, base_trial, config_dir, out, skip_bad_rows):
-    """Search METHOD's [search_space] with Optuna (objective: hold-out Pearson r + Spearman ρ), resumable
-    from --storage, and write the best config as profile [tuned] of CONFIG_DIR/<method>.toml."""
-    from .data import resolve_data_dir
-
-    spec = TuneSpec(method, trials, resolve_data_dir(data), train, profile, profile_name, storage, study_name, seed,
-                    device, timeout, out, holdout_fraction, _parse_sets(sets), pruner, base_trial,
-                    config_dir=config_dir, skip_bad_rows=skip_bad_rows)
-    tune(spec, Console())

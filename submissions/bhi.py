@@ -147,7 +147,7 @@ from harness.data.table import SeqTable
 from harness.holdout import holdout_split
 from harness.registry import register
 from harness.torch_method import STATE_FILE, FitData, TorchConfig, TorchMethod
-from harness.torch_train import Trainer
+from harness.training import SeqTrainer
 
 #: padding placements (§1), in this order: 5' only, 3' only, both ends.
 PAD_PLACEMENTS = ("5p", "3p", "both")
@@ -580,7 +580,7 @@ class BHI(TorchMethod):
 
     The network is :class:`BHINet` (paper: 6,875,137 trainable parameters, write-up §2), built by
     :meth:`build_model` with PyTorch's default init seeded by ``seed``. After :meth:`fit`:
-    ``history`` (per-epoch records of :class:`harness.torch_train.Trainer`, losses on the
+    ``history`` (per-epoch records of :class:`harness.training.SeqTrainer`, losses on the
     standardised scale), ``best_epoch``, ``target_std`` (the std used to standardise),
     ``target_loc`` (mean of the standardised training targets, the ``loc`` of the team's
     post-processing), ``quantiles`` (landmarks of the standardised training targets, §4) and
@@ -617,16 +617,15 @@ class BHI(TorchMethod):
     # Write-up §3: conjoined Huber loss (:class:`ConjoinedHuber`), ``AdamW(lr, weight_decay)``,
     # ``CosineAnnealingLR(T_max = steps per epoch x epochs)`` stepped after every batch, batches of
     # ``batch_size`` (the last incomplete one dropped unless the rows are fewer than a batch),
-    # ``max_epochs`` epochs and no early stopping. ``keep="last"`` monitors the epoch number (every
-    # epoch "improves", so the trainer ends on the final weights); ``keep="best"`` monitors
-    # validation Pearson r. The base's ``make_trainer`` assembles these hooks.
+    # ``max_epochs`` epochs and no early stopping. ``keep="last"`` keeps the final epoch's weights
+    # (Lightning's last checkpoint); ``keep="best"`` the epoch of the best validation Pearson r.
+    # The base's ``make_trainer`` assembles these hooks.
     scheduler_interval = "batch"
 
     def loop_settings(self, n_train: int | None = None) -> dict:
         cfg = self.config
-        monitor, mode = ("epoch", "max") if cfg.keep == "last" else ("valid_r", "max")
-        return dict(batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=None, monitor=monitor,
-                    monitor_mode=mode, drop_last=cfg.drop_last and (n_train is None or n_train >= cfg.batch_size),
+        return dict(batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=None, keep=cfg.keep,
+                    monitor="valid_r", monitor_mode="max", drop_last=cfg.drop_last and (n_train is None or n_train >= cfg.batch_size),
                     max_batches_per_epoch=cfg.max_batches_per_epoch or None)
 
     def loss(self) -> nn.Module:
@@ -714,7 +713,7 @@ class BHI(TorchMethod):
                              "(pass valid, or set valid_fraction > 0)")
         return FitData(self.training_inputs(train), y_train, valid_x, valid_y)
 
-    def after_fit(self, trainer: Trainer, data: FitData) -> None:
+    def after_fit(self, trainer: SeqTrainer, data: FitData) -> None:
         """§4 warns that some seeds do not converge: a warning when the first epoch's Pearson r
         (validation, else training) is below 0.05 in a fit of at least 5 epochs."""
         if self.history and self.config.max_epochs >= 5:

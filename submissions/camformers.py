@@ -268,7 +268,7 @@ class Camformers(TorchMethod):
 
     The network is :class:`CamformersNet` (paper: 16,611,073 trainable parameters, write-up §2),
     built by :meth:`build_model` with PyTorch's default init seeded by ``seed``. After
-    :meth:`fit`: ``history`` (per-epoch records from :class:`harness.torch_train.Trainer`),
+    :meth:`fit`: ``history`` (per-epoch records from :class:`harness.training.SeqTrainer`),
     ``best_epoch`` and ``filter_stats`` (rows in / dropped for length / dropped for N / kept), all
     saved in ``state.json`` beside ``model.pt`` (:class:`harness.torch_method.TorchMethod`).
     """

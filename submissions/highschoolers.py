@@ -1,7 +1,7 @@
 """High Schoolers Are All You Need (DREAM 2022): RC-aware CNN + attention pooling + one transformer layer.
 
 A **PyTorch port** of the team's TensorFlow/Keras model, on the harness's shared training loop
-(:class:`harness.torch_train.Trainer`). Sources: the team's write-up ("DREAM Challenge 2022
+(:class:`harness.training.SeqTrainer`). Sources: the team's write-up ("DREAM Challenge 2022
 Predicting gene expression using millions of random promoter sequences by High Schoolers Are All
 You Need", sections cited as §) and their published code (de-Boer-Lab/random-promoter-dream-
 challenge-2022, ``dream_submissions/High Schoolers Are All You Need/code``: ``Training Code/
@@ -122,7 +122,7 @@ Training rows       the whole filtered file              the rows fit is given (
 Epoch slices, RNG   unseeded np.random.choice slice,     seeded permutation per epoch,   same distributions, other
                     shuffled by model.fit; TF            first 300 batches; torch        random numbers
                     initialisers                         initialisers
-Validation epochs   1, 4, ..., 1249 (i % 3 == 0); saved  the same epochs and the last    shared Trainer; one more
+Validation epochs   1, 4, ..., 1249 (i % 3 == 0); saved  the same epochs and the last    Lightning fit;   one more
                     when r >= best - 1e-7 (a later tie   (1250); strict improvement (an  candidate, ties negligible
                     wins)                                earlier tie wins)
 Between stages      run top to bottom, the notebook      last stage-1 weights and        which the team ran is not
@@ -173,7 +173,7 @@ from harness.data.table import SeqTable
 from harness.holdout import holdout_split
 from harness.registry import register
 from harness.torch_method import FitData, TorchConfig, TorchMethod
-from harness.torch_train import Trainer, pearson_spearman, predict_batches
+from harness.training import SeqTrainer, pearson_spearman, predict_batches
 
 #: trainable parameters of the paper configuration (the team's Keras model: 4,680,769 trainable +
 #: 7,552 non-trainable BatchNorm moving statistics).
@@ -754,7 +754,7 @@ class HighSchoolers(TorchMethod):
 
     The network is :class:`HighSchoolersNet` (paper: 4,680,769 trainable parameters, §2), built by
     :meth:`build_model` with the Keras-style init seeded by ``seed``. After :meth:`fit`:
-    ``history`` (per-epoch records of :class:`harness.torch_train.Trainer`), ``best_epoch``,
+    ``history`` (per-epoch records of :class:`harness.training.SeqTrainer`), ``best_epoch``,
     ``filter_stats`` (rows in / dropped longer than ``seq_len`` / kept), ``swa_snapshots`` (SWA
     averages taken) and, with ``prediction_weights="swa"``, ``swa_metrics`` (validation
     r/rho/MSE of the averaged model), all saved in ``state.json`` beside ``model.pt``
@@ -855,7 +855,7 @@ class HighSchoolers(TorchMethod):
         valid_codes = model_codes(valid, cfg.seq_len)
         return FitData(model_codes(train, cfg.seq_len), train.y, valid_codes, valid.y)
 
-    def after_fit(self, trainer: Trainer, data: FitData) -> None:
+    def after_fit(self, trainer: SeqTrainer, data: FitData) -> None:
         """SWA bookkeeping (``swa_snapshots``) and, with ``prediction_weights="swa"``, the averaged
         weights with recomputed BatchNorm statistics (:meth:`_use_swa_weights`)."""
         optimizer, self._optimizer = self._optimizer, None
@@ -864,7 +864,7 @@ class HighSchoolers(TorchMethod):
         if self.config.prediction_weights == "swa":
             self._use_swa_weights(trainer, optimizer, data.train_x, data.valid_x, data.valid_y)
 
-    def _use_swa_weights(self, trainer: Trainer, optimizer: KerasAdamSWA | None, train_codes: np.ndarray,
+    def _use_swa_weights(self, trainer: SeqTrainer, optimizer: KerasAdamSWA | None, train_codes: np.ndarray,
                          valid_codes: np.ndarray, valid_y: np.ndarray) -> None:
         """``prediction_weights="swa"``: final SWA averages into the network, BN statistics recomputed."""
         if optimizer is None or optimizer.assign_average() == 0:

@@ -132,6 +132,7 @@ from harness.holdout import holdout_split
 from harness.io import read_json, write_json
 from harness.method import Method, MethodConfig, require_targets
 from harness.registry import register
+from harness.tracking import keras_callback, open_method_log
 
 #: number of expression classes (§1: 18 equal-width bins, 0..17).
 N_CLASSES = 18
@@ -943,8 +944,11 @@ class KircherLab(Method):
         budget = _time_budget_callback(cfg.max_train_seconds) if cfg.max_train_seconds > 0 else None
         if budget is not None:
             callbacks.append(budget)
-        result = model.fit(train_ds, validation_data=valid_ds, epochs=cfg.max_epochs, callbacks=callbacks,
-                           shuffle=False, verbose=2 if cfg.progress else 0)  # shuffled in the dataset
+        with open_method_log(self) as log:  # each epoch's loss, metrics and val_* (harness.tracking)
+            if log.active:
+                callbacks.append(keras_callback(log))
+            result = model.fit(train_ds, validation_data=valid_ds, epochs=cfg.max_epochs, callbacks=callbacks,
+                               shuffle=False, verbose=2 if cfg.progress else 0)  # shuffled in the dataset
         epochs = len(next(iter(result.history.values()), []))
         self.history = [{k: _finite_or_none(v[i]) for k, v in result.history.items()} for i in range(epochs)]
         if budget is not None and budget.exhausted and self.history:

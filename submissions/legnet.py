@@ -61,7 +61,7 @@ Fidelity: what still differs from the submitted code
 =================  ======================================  ===========================  ==============================
 Item               Submitted code                          Here (paper)                 Why / expected effect
 =================  ======================================  ===========================  ==============================
-Epoch composition  one shuffled DataLoader pass over the   a fresh seeded permutation   shared Trainer; same steps and
+Epoch composition  one shuffled DataLoader pass over the   a fresh seeded permutation   Lightning fit;   same steps and
                    doubled set (13.4M rows) cut into       per epoch, its first 1,000   rows per step, but rows are
                    1,000-batch epochs; the wrapper drops   batches (always full)        not seen once per ~13 epochs.
                    the step at each pass end (~6 of                                     Negligible.
@@ -324,7 +324,7 @@ def encode_batch(codes: torch.Tensor, rev: torch.Tensor | float, single: torch.T
 
 
 class LegNetTransform:
-    """Batch transform for :class:`harness.torch_train.Trainer` (built by :meth:`LegNet.make_trainer`).
+    """Batch transform for :class:`harness.training.SeqTrainer` (built by :meth:`LegNet.make_trainer`).
 
     Training (``training=True``): ``x = (codes (B, L) uint8, rev (B,) uint8, single (B,) uint8)``
     rows of the doubled training set -> ``(B, 6, L)`` input and ``(B, n_bins)`` soft labels.
@@ -578,7 +578,7 @@ class LegNet(TorchMethod):
 
     The network is :class:`LegNetNet` (submitted model: 1,852,846 trainable parameters), built by
     :meth:`build_model` with the train.py initialisation seeded by ``seed``. After :meth:`fit`:
-    ``history`` (per-epoch records of :class:`harness.torch_train.Trainer`) and ``best_epoch``
+    ``history`` (per-epoch records of :class:`harness.training.SeqTrainer`) and ``best_epoch``
     (the kept epoch: the last one unless ``keep="best"``), saved in ``state.json`` beside
     ``model.pt`` (:class:`harness.torch_method.TorchMethod`).
     """
@@ -592,14 +592,14 @@ class LegNet(TorchMethod):
     # train.py: :func:`kl_soft_label_loss`; ``AdamW(weight_decay=0.01)``; ``OneCycleLR(max_lr,
     # total_steps = steps per epoch * max_epochs, pct_start, div_factor)`` stepped per batch; batches
     # of ``batch_size``; at most ``batches_per_epoch`` steps per epoch; no early stopping.
-    # ``keep="last"`` monitors the epoch number so the final epoch's weights are kept; ``keep="best"``
-    # monitors validation r + rho. The base's ``make_trainer`` assembles these hooks.
+    # ``keep="last"`` keeps the final epoch's weights (Lightning's last checkpoint); ``keep="best"``
+    # the epoch of the best validation r + rho. The base's ``make_trainer`` assembles these hooks.
     scheduler_interval = "batch"
 
     def loop_settings(self, n_train: int | None = None) -> dict:
         cfg = self.config
         return dict(batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=None,
-                    monitor="epoch" if cfg.keep == "last" else "r+rho", monitor_mode="max",
+                    keep=cfg.keep, monitor="r+rho", monitor_mode="max",
                     max_batches_per_epoch=cfg.batches_per_epoch or None)
 
     def loss(self):

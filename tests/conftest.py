@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 # pytest-xdist workers start with COLUMNS=80, and rich fixes a console's width from COLUMNS when the
-# console is made (harness.cli's at import): the tests that widen the output through CliRunner's
+# console is made: the tests that widen the output through CliRunner's
 # env={"COLUMNS": ...} then still wrapped at 80 under `pytest -n 2`. Without the variable rich reads
 # it at print time, so each test's own setting applies.
 os.environ.pop("COLUMNS", None)

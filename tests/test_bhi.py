@@ -413,7 +413,7 @@ def test_tiny_fit_lowers_validation_loss(dev_train, tmp_path):
     steps = 2160 // 64
     want = [0.5 * cfg.lr * (1 + math.cos(math.pi * e * steps / (3 * steps))) for e in range(3)]
     np.testing.assert_allclose([h["lr"] for h in hist], want, rtol=1e-6)
-    assert (tmp_path / "checkpoints" / "last.pt").is_file()
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
 
 
 def _held_out(rows: SeqTable, cfg: BHIConfig, seed: int) -> SeqTable:
@@ -426,7 +426,7 @@ def _held_out(rows: SeqTable, cfg: BHIConfig, seed: int) -> SeqTable:
 def test_non_converging_seed_warns_without_validation(dev_train, monkeypatch):
     # §4: some seeds do not converge; the paper profile has no validation, so epoch 1's training r
     # is checked (the trainer is stubbed: only the check is under test)
-    from harness.torch_train import Trainer
+    from harness.training import SeqTrainer
 
     history = {"train_r": 0.01, "valid_r": math.nan}
 
@@ -434,7 +434,7 @@ def test_non_converging_seed_warns_without_validation(dev_train, monkeypatch):
         self.best_epoch = 5
         return [dict(history, epoch=e) for e in range(1, 6)]
 
-    monkeypatch.setattr(Trainer, "fit", fake_fit)
+    monkeypatch.setattr(SeqTrainer, "fit", fake_fit)
     rows = dev_train.subset(np.arange(100))
     with pytest.warns(UserWarning, match="train r after epoch 1 is 0.010"):
         BHI(BHIConfig(**{**TINY, "max_epochs": 5}), device="cpu").fit(rows)

@@ -160,7 +160,7 @@ def test_tiny_fit_lowers_validation_loss(dev_train, tmp_path):
     valid_rows = rows.subset(np.arange(1800, 2000))
     base = np.abs(untrained.predict(valid_rows) - valid_rows.y).mean()
     assert hist[-1]["valid_loss"] < 0.5 * base
-    assert (tmp_path / "checkpoints" / "last.pt").is_file()  # per-epoch checkpoint in work_dir
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()  # per-epoch checkpoint in work_dir
 
 
 def test_paper_profile_is_the_submission_script():

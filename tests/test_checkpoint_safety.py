@@ -1,5 +1,5 @@
 """Resume checkpoints are never trusted (issue 13, security): a planted, forged, truncated or
-malformed ``last.pt`` is not executed and not resumed; the fit starts over and gives exactly the
+malformed ``last.ckpt`` is not executed and not resumed; the fit starts over and gives exactly the
 weights of a fit that never saw it. Checkpoints the trainer writes load with
 ``torch.load(weights_only=True)`` and carry the Python/NumPy generator states."""
 
@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness import torch_train as tt
+from harness import training as tt
 from harness.integrity import bytes_digest, file_digest
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -41,7 +41,7 @@ def write_forged_sidecar(checkpoint: Path) -> None:
     """What an attacker who knows the scheme writes: a sidecar that matches the planted file."""
     data = checkpoint.read_bytes()
     (checkpoint.parent / tt.CHECKPOINT_DIGEST_NAME).write_text(json.dumps(
-        {"file": checkpoint.name, "format": 2, "bytes": len(data), "xxh3_128": bytes_digest(data)}))
+        {"file": checkpoint.name, "format": 3, "bytes": len(data), "xxh3_128": bytes_digest(data)}))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ class TinyNet(nn.Module):
 def _trainer(checkpoint_dir, *, model_seed: int = 1, callbacks=(), transform=None, max_epochs: int = 3):
     torch.manual_seed(model_seed)
     cfg = tt.TrainConfig(batch_size=32, max_epochs=max_epochs, patience=5, progress=False, seed=2)
-    return tt.Trainer(TinyNet(), nn.L1Loss(), lambda m: torch.optim.AdamW(m.parameters(), lr=1e-2), config=cfg,
+    return tt.SeqTrainer(TinyNet(), nn.L1Loss(), lambda m: torch.optim.AdamW(m.parameters(), lr=1e-2), config=cfg,
                       scheduler_factory=lambda o, s, e: torch.optim.lr_scheduler.ReduceLROnPlateau(o, patience=0),
                       device="cpu", checkpoint_dir=checkpoint_dir, callbacks=callbacks, transform=transform)
 
@@ -120,7 +120,7 @@ def test_planted_pickle_checkpoint_is_not_executed_and_the_fit_starts_over(tmp_p
     ckdir, marker = tmp_path / "checkpoints", tmp_path / "marker.txt"
     ckdir.mkdir()
     planted = ckdir / tt.CHECKPOINT_NAME
-    torch.save({"format": 2, "key": {}, "state": Payload(marker)}, planted)
+    torch.save({"state_dict": {}, "harness": Payload(marker)}, planted)
     if sidecar == "forged":
         write_forged_sidecar(planted)
     trainer = _trainer(ckdir, model_seed=1)
@@ -134,7 +134,7 @@ def test_planted_pickle_checkpoint_is_not_executed_and_the_fit_starts_over(tmp_p
     _assert_fresh(trainer, hist, reference)
     # the planted file is replaced by the trainer's own checkpoint, which loads safely and verifies
     blob = torch.load(planted, weights_only=True)
-    assert blob["state"]["epoch"] == 3
+    assert blob["harness"]["history"][-1]["epoch"] == 3
     sidecar_record = json.loads((ckdir / tt.CHECKPOINT_DIGEST_NAME).read_text())
     assert sidecar_record["xxh3_128"] == file_digest(planted) and sidecar_record["bytes"] == planted.stat().st_size
 
@@ -157,7 +157,7 @@ def test_damaged_checkpoint_restarts_cleanly(tmp_path, reference, damage):
     elif damage == "bad sidecar":
         sidecar.write_text("{not json")
     elif damage == "symlink":  # a link to a file elsewhere is not followed
-        outside = tmp_path / "elsewhere.pt"
+        outside = tmp_path / "elsewhere.ckpt"
         path.rename(outside)
         path.symlink_to(outside)
     else:  # the checkpoint directory itself links elsewhere
@@ -166,7 +166,7 @@ def test_damaged_checkpoint_restarts_cleanly(tmp_path, reference, damage):
         ckdir.symlink_to(outside)
     why = {"truncated": "truncated", "truncated+forged sidecar": "does not load as tensors",
            "flipped byte": "digest mismatch",
-           "no sidecar": "cannot be verified, its digest record last.pt.json is missing",
+           "no sidecar": "cannot be verified, its digest record last.ckpt.json is missing",
            "bad sidecar": "unreadable digest record", "symlink": "links are not followed",
            "linked directory": "checkpoint directory is a symbolic link"}[damage]
     trainer = _trainer(ckdir, model_seed=1)
@@ -182,7 +182,7 @@ def test_verified_checkpoint_that_does_not_fit_the_model_is_rolled_back(tmp_path
     _interrupted_checkpoint(ckdir)
     path = ckdir / tt.CHECKPOINT_NAME
     blob = torch.load(path, weights_only=True)
-    blob["model"]["head.weight"] = torch.zeros(1, 7)  # wrong shape: load_state_dict fails after conv/bn loaded
+    blob["state_dict"]["model.head.weight"] = torch.zeros(1, 7)  # wrong shape: load_state_dict fails after conv/bn loaded
     torch.save(blob, path)
     write_forged_sidecar(path)
     trainer = _trainer(ckdir, model_seed=1)
@@ -215,8 +215,8 @@ def test_checkpoint_is_weights_only_and_resume_continues_python_and_numpy_genera
     with pytest.raises(_Interrupt):
         seeded_fit(tmp_path / "cut", [stop])
     blob = torch.load(tmp_path / "cut" / tt.CHECKPOINT_NAME, weights_only=True)
-    assert blob["format"] == 2 and blob["rng"]["numpy"]["keys"].dtype == torch.int64
-    assert blob["rng"]["python"]["words"].shape == (625,)
+    assert blob["harness"]["format"] == 3 and blob["harness"]["rng"]["numpy"]["keys"].dtype == torch.int64
+    assert blob["harness"]["rng"]["python"]["words"].shape == (625,)
     resumed, hist = seeded_fit(tmp_path / "cut", seed=99)  # a new process: other generator states
     assert [h["epoch"] for h in hist] == [1, 2, 3, 4]
     assert [h["train_loss"] for h in hist] == [h["train_loss"] for h in full_hist]
@@ -227,7 +227,7 @@ def test_state_that_would_need_pickle_is_refused_when_written(tmp_path):
     def add_array(rec):
         rec["per_row"] = np.zeros(3)  # an ndarray cannot be read back with weights_only=True
 
-    with pytest.raises(TypeError, match=r"checkpoint\['state'\]\['history'\]\[0\]\['per_row'\]: numpy.ndarray"):
+    with pytest.raises(TypeError, match=r"checkpoint\['harness'\]\['history'\]\[0\]\['per_row'\]: numpy.ndarray"):
         _fit(_trainer(tmp_path / "ck", callbacks=[add_array]))
     # NumPy scalars are plain values once converted
     assert tt._plain({"a": np.float32(1.5), "b": [np.int64(2)]}) == {"a": 1.5, "b": [2]}

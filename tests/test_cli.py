@@ -1,6 +1,8 @@
 """The command line as a user types it."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 from click.testing import CliRunner
@@ -97,6 +99,7 @@ def test_methods_list_shows_builtins():
     for name in ("kmer-ridge", "kmer-lgbm", "camformers"):
         assert name in result.output
     assert "16,611,073" in result.output  # Camformers paper parameter count
+    assert "2,773" in result.output and "sklearn" in result.output  # kmer-ridge: the count of its paper (default) config
 
 
 def test_methods_new_scaffolds(tmp_path):
@@ -116,3 +119,41 @@ def test_main_job_on_simulated_default(tmp_path, simulated_dir):
     for method in scores.values():
         assert method["boards"]["private"]["pearson_score"] > 0.1  # planted motifs are learnable
     assert np.isfinite(np.load(tmp_path / "run" / "methods" / "kmer-ridge" / "test.npy")).all()
+
+
+# ----- the command package: lazy commands, a light `harness --help` ---------------------------------
+def test_every_command_loads_and_its_help_line_is_its_own():
+    """`harness --help` lists the commands from harness.cli.COMMANDS without importing them: each
+    line there must be the command's own short_help, and each entry must name the command."""
+    import click
+
+    from harness.cli import COMMANDS
+
+    ctx = click.Context(main)
+    assert main.list_commands(ctx) == sorted(COMMANDS)
+    for name, entry in COMMANDS.items():
+        command = main.get_command(ctx, name)
+        assert command.name == name and command.short_help == entry.help, name
+    result = invoke("--help")
+    for name, entry in COMMANDS.items():
+        assert any(line.split() == [name, *entry.help.split()] for line in result.output.splitlines()), name
+
+
+def test_help_imports_no_command_module():
+    """`harness --help` used to import every command's domain modules (NumPy, pandas, ...: ~0.5-2 s);
+    now it imports click and harness.cli only, and a command imports only its own module."""
+    code = ("import sys; from harness.cli import main\n"
+            "try: main(['--help'])\nexcept SystemExit: pass\n"
+            "print('IMPORTED', sorted(m for m in sys.modules if m.startswith('harness.') or m in ('numpy', 'pandas', "
+            "'rich')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "IMPORTED ['harness.cli']", out
+    assert "validate-submission  Check a submission file." in out
+
+
+def test_commands_that_fail_as_expected_exit_1_with_one_line():
+    """friendly_errors (harness.cli.errors): a DataError / ProfileError is a one-line message, exit 1."""
+    result = CliRunner().invoke(main, ["run", "--methods", "kmer-ridge", "--profile", "nope",
+                                       "--out", "/nonexistent/x"])
+    assert result.exit_code == 1 and "kmer-ridge has no profile 'nope'" in result.output
+    assert "Traceback" not in result.output

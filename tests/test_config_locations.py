@@ -245,7 +245,7 @@ def test_runtime_fields_are_those_that_cannot_change_the_fitted_numbers():
     from harness.torch_method import TorchConfig
 
     recipe, runtime = config_parts(TorchConfig())
-    assert set(runtime) == {"eval_batch_size", "compile", "max_train_seconds", "progress"}
+    assert set(runtime) == {"eval_batch_size", "compile", "max_train_seconds", "devices", "progress"}
     assert "mixed_precision" in recipe  # bf16/fp16 autocast changes every training step: recipe
     recipe, runtime = config_parts(KmerLGBMConfig())
     assert runtime == {"n_jobs": -1} and "learning_rate" in recipe

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from harness.data import DataError, load_test_set, read_table
-from harness.data.check import check_data_dir, data_group, render_check
+from harness.cli.data import data_group
+from harness.data.check import check_data_dir, render_check
 from harness.data.simulate import MARKER, TRAIN_FILE
 from harness.data.testset import CATEGORIES, PUBLIC_DIR, SUBSET_DIR, TEST_FILE
 

@@ -12,8 +12,9 @@ from click.testing import CliRunner
 
 from harness.data import DataError, read_table
 from harness.data.testset import TEST_FILE
-from harness.ensemble import (Stacker, ensemble_cmd, ensemble_run, load_stacker, pair_consistency,
-                              resolution_pairs)
+from harness.cli.ensemble import ensemble_cmd
+from harness.ensemble import (LightGBMStacker, LinearStacker, MeanStacker, Stacker, ensemble_run, length_weights,
+                              load_stacker, oof_score, pair_consistency, resolution_pairs)
 from harness.integrity import IntegrityError
 from harness.io import UnsafePath
 from harness.io import write_json, write_npy
@@ -152,8 +153,12 @@ class Backwards(Stacker):
 
     name = "backwards"
 
-    def __init__(self):
-        super().__init__(2, ["A", "B"])
+    def __init__(self, members=("A", "B")):
+        super().__init__(2, list(members))
+
+    @classmethod
+    def for_members(cls, *members):
+        return cls(members)
 
     def fit(self, X, y):
         return self
@@ -383,3 +388,90 @@ def test_loaded_stacker_has_the_interface_harness_predict_uses(tmp_path, test_tr
     with pytest.raises(ValueError, match="uses sequence features"):
         f(X)
     assert f.features == ["A", "B", "gc_content", "length"] and "expression" in f.units
+
+
+# --------------------------------------------------------------------------------------------
+# Rows like the test sequences (length weights)
+# --------------------------------------------------------------------------------------------
+
+def length_artifact_run(root: Path, test_truth: np.ndarray, seed: int = 16) -> Path:
+    """15 % of the training sequences are 100 nt and measure 2 units higher, as dev_train's non-110
+    rows do (mean 11.0 vs 8.8); every test sequence is 110 nt. Member A sees the signal; member L
+    sees the length shift and a little signal, as camformers did (issue 19)."""
+    rng = np.random.default_rng(seed)
+    short = rng.random(N_TRAIN) < 0.15
+    seqs = ["".join(s[: 100 if k else 110]) for s, k in zip(rng.choice(list("ACGT"), size=(N_TRAIN, 110)), short)]
+    s = rng.normal(size=N_TRAIN)
+    y = s + 2.0 * short + 0.5 * rng.normal(size=N_TRAIN)
+    z = (test_truth - test_truth.mean()) / test_truth.std()
+    members = {"A": (s + 0.8 * rng.normal(size=N_TRAIN), z + 0.8 * rng.normal(size=len(z))),
+               "L": (2.0 * short + 0.3 * s + 0.8 * rng.normal(size=N_TRAIN), 0.3 * z + 0.8 * rng.normal(size=len(z)))}
+    return make_run(root, y, members, seqs=seqs, seed=seed)
+
+
+def test_length_weights_match_the_test_lengths():
+    w = length_weights(np.r_[np.full(8, 110), np.full(2, 100)], np.full(50, 110))
+    np.testing.assert_allclose(w, np.r_[np.full(8, 10 / 8), np.zeros(2)])  # mean 1, absent length 0
+    w = length_weights(np.r_[np.full(6, 110), np.full(4, 109)], np.r_[np.full(3, 110), np.full(1, 109)])
+    np.testing.assert_allclose(w, np.r_[np.full(6, 0.75 / 0.6), np.full(4, 0.25 / 0.4)])
+    assert length_weights(np.full(10, 110), np.full(7, 110)) is None  # no shift: every row 1
+    with pytest.raises(ValueError, match="no training sequence has the length of a test sequence"):
+        length_weights(np.full(10, 100), np.full(7, 110))
+
+
+def test_weighted_oof_scores_are_those_of_the_weighted_rows():
+    from scipy.stats import pearsonr, spearmanr
+
+    rng = np.random.default_rng(17)
+    y = rng.normal(size=500)
+    pred = np.round(y + rng.normal(size=500), 1)  # ties
+    keep = rng.random(500) < 0.7
+    out = oof_score(pred, y, weights=keep.astype(float))
+    assert out["weighted_pearson"] == pytest.approx(pearsonr(pred[keep], y[keep])[0], abs=1e-12)
+    assert out["weighted_spearman"] == pytest.approx(spearmanr(pred[keep], y[keep])[0], abs=1e-12)
+    assert out["pearson"] == pytest.approx(pearsonr(pred, y)[0], abs=1e-12)  # all rows, unweighted
+    # an integer weight counts a row that many times
+    k = rng.integers(0, 4, size=500)
+    twice = oof_score(pred, y, weights=k.astype(float))
+    rep = np.repeat(np.arange(500), k)
+    assert twice["weighted_pearson"] == pytest.approx(pearsonr(pred[rep], y[rep])[0], abs=1e-12)
+    assert twice["weighted_spearman"] == pytest.approx(spearmanr(pred[rep], y[rep])[0], abs=1e-12)
+
+
+def test_weighted_stackers_fit_the_weighted_rows_and_pairs_stay_in_them():
+    rng = np.random.default_rng(18)
+    X = rng.normal(size=(400, 2))
+    y = X @ [0.7, 0.2] + 0.1 * rng.normal(size=400)
+    y[:100] += 5 * X[:100, 1]  # rows of weight 0 follow another rule
+    w = np.r_[np.zeros(100), np.ones(300)]
+    weighted = LinearStacker(2, ["A", "B"]).fit(X, y, sample_weight=w)
+    subset = LinearStacker(2, ["A", "B"]).fit(X[100:], y[100:])
+    np.testing.assert_allclose(weighted.coef_, subset.coef_, atol=1e-9)
+    mean = MeanStacker(2, ["A", "B"]).fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(mean.std_, X[100:].std(axis=0), atol=1e-12)
+    boosted = LightGBMStacker(2, ["A", "B"], n_jobs=1).fit(X, y, sample_weight=w)
+    assert np.isfinite(boosted.predict(X)).all()
+    pairs = resolution_pairs(X, np.arange(400) % 2, rows=w > 0)
+    assert len(pairs) > 100 and (pairs >= 100).all()
+
+
+def test_length_shift_is_weighted_away_in_the_stacker_and_the_criterion(tmp_path, test_truth):
+    """Issue 19 (camformers): a member that learns a length effect no test sequence has won the OOF
+    rows and the blend's largest weight, and the ensemble lost Pearson on the test board."""
+    run = length_artifact_run(tmp_path / "run", test_truth)
+    before = ensemble_run(run, "linear", match_test_lengths=False)
+    after = ensemble_run(run, "linear")
+    assert before.details["weight[L]"] > 0.4  # the length shift bought L its weight (0.52 vs A's 0.49)
+    assert after.details["weight[L]"] < 0.5 * before.details["weight[L]"]
+    assert after.boards["private"].pearson_score > before.boards["private"].pearson_score + 0.02
+    assert after.boards["private"].spearman_score > before.boards["private"].spearman_score + 0.01
+    # the criterion is computed on the 110-nt rows; the reported OOF r stays that of all rows
+    assert after.member_oof["L"]["weighted_score"] < after.member_oof["L"]["score"] - 0.2
+    assert "weighted_score" not in before.member_oof["L"]
+    info = json.loads((run / "methods" / "ensemble" / "ensemble.json").read_text())
+    assert "of lengths no test sequence has get 0" in info["oof"]["row_weights"]
+    scores = json.loads((run / "methods" / "ensemble" / "scores.json").read_text())
+    assert scores["oof_pearson"] == pytest.approx(after.stacker_oof["pearson"])
+    # a user's stacker whose fit takes no weights is fitted unweighted, and the report says so
+    backwards = ensemble_run(run, Backwards.for_members("A", "L"))
+    assert backwards.fallback and any("takes no sample_weight" in n for n in backwards.notes)

@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from harness.data import load_test_set
-from harness.export import export_cmd, validate_cmd, validate_submission
+from harness.cli.export import export_cmd, validate_cmd
+from harness.export import validate_submission
 from harness.io import write_json, write_npy
 from harness.scoring import PredictionError, read_predictions
 

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from harness.data.check import data_group
+from harness.cli.data import data_group
 from harness.data.fetch import ARCHIVE_DIR, MANIFEST, FetchError, Remote, fetch
 
 TRAIN = b"".join(b"TGCATTTTTTTCACATC%s\t%d\n" % (b"ACGT" * (i % 7 + 1), i % 18) for i in range(3000))

@@ -219,7 +219,7 @@ def test_tiny_fit_lowers_validation_loss(dev_train, tmp_path):
     assert min(h["valid_loss"] for h in hist) < 0.5 * base
     assert min(h["valid_loss"] for h in hist[1:]) < hist[0]["valid_loss"]
     assert m.best_epoch == 1 + int(np.argmax([h["valid_r"] for h in hist]))  # best Pearson kept
-    assert m.swa_snapshots >= 1 and (tmp_path / "checkpoints" / "last.pt").is_file()
+    assert m.swa_snapshots >= 1 and (tmp_path / "checkpoints" / "last.ckpt").is_file()
     # the write-up's reading of SWA: final averages + recomputed BN statistics
     swa = HighSchoolers(dataclasses.replace(cfg, prediction_weights="swa", finetune_epochs=0), seed=0, device="cpu")
     swa.fit(rows)

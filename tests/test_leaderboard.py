@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from harness.data import load_test_set
 from harness.io import write_json, write_npy
-from harness.leaderboard import leaderboard_cmd
+from harness.cli.leaderboard import leaderboard_cmd
 from harness.report import rank_methods
 from harness.scoring import WEIGHTS, score_boards
 

@@ -299,7 +299,7 @@ def test_tiny_fit_lowers_validation_loss(dev_train, tmp_path):
         untrained.model.eval()(LegNetTransform(cfg)(torch.from_numpy(legnet_codes(valid)), None, False)[0]),
         soft_labels(torch.from_numpy(valid.y))).item()
     assert hist[-1]["valid_loss"] < base
-    assert (tmp_path / "checkpoints" / "last.pt").is_file()
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
 
 
 def test_config_validation_and_cpu_profile():

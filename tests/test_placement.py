@@ -347,3 +347,27 @@ def test_more_gpus_per_job_than_gpus_is_refused_before_the_run_directory(simulat
     result = _cli(simulated_dir, out, "--gpus-per-job", "0")
     assert result.exit_code == 2 and "'--gpus-per-job': 0 is not in the range" in result.output
     assert not out.exists()
+
+
+def test_devices_sets_the_fits_devices_and_the_jobs_gpus(simulated_dir, tmp_path, monkeypatch):
+    """``--devices N``: a PyTorch method's config gets the runtime field ``devices = N`` (DDP in its
+    fit, harness.training), a config without that field is unchanged, and the job asks for N GPUs;
+    refused where it cannot be met, before the run directory exists."""
+    import dataclasses
+
+    from baselines.kmer import KmerRidgeConfig
+    from harness.runner import RunSpec, with_devices
+    from submissions.legnet import LegNetConfig
+
+    assert with_devices(LegNetConfig(), 4).devices == 4 and with_devices(LegNetConfig(), 1).devices == 1
+    ridge = KmerRidgeConfig()
+    assert with_devices(ridge, 4) is ridge
+    assert "devices" in {f.name for f in dataclasses.fields(LegNetConfig)}
+    monkeypatch.setenv(FAKE_GPUS_ENV, "2")
+    out = tmp_path / "run"
+    result = _cli(simulated_dir, out, "--devices", "3")
+    assert result.exit_code == 1 and "a job would need 3 GPUs, this machine has 2" in result.output
+    result = _cli(simulated_dir, out, "--devices", "2", "--device", "cpu")
+    assert result.exit_code == 1 and "--devices 2: one fit on several GPUs needs --device auto or cuda" in result.output
+    assert not out.exists()
+    assert RunSpec(["legnet"], simulated_dir, devices=2).devices == 2

@@ -139,7 +139,7 @@ def test_one_model_runs_predict_with_their_one_model(simulated_dir, tmp_path, ki
 
 def test_chunked_prediction_equals_one_call(finished, simulated_dir, monkeypatch):
     """Long inputs are predicted in chunks (progress steps): the result must not change."""
-    import harness.cli_predict
+    import harness.cli.predict
 
     table = read_table(simulated_dir / TEST_FILE)
     predictor = RunPredictor.open(finished, "kmer-ridge", device="cpu")
@@ -149,7 +149,7 @@ def test_chunked_prediction_equals_one_call(finished, simulated_dir, monkeypatch
     chunked = predictor.predict_table(table, lambda: steps.append(1))
     np.testing.assert_array_equal(chunked, whole)
     assert len(steps) == predictor.steps(len(table)) == 2 * -(-len(table) // 300)
-    monkeypatch.setattr(harness.cli_predict, "PROGRESS_MIN", 1)  # the command with its progress bar on
+    monkeypatch.setattr(harness.cli.predict, "PROGRESS_MIN", 1)  # the command with its progress bar on
     result = _cli("predict", finished, simulated_dir / TEST_FILE, "--method", "kmer-ridge")
     assert result.exit_code == 0, result.output
     np.testing.assert_array_equal(_read_tsv(result.output)[1]["prediction"].to_numpy(), whole)
@@ -372,3 +372,31 @@ def test_team_plug_ins_declare_set_dependence_and_units():
     assert not cpu.predictions_depend_on_set and cpu.prediction_units is None
     assert "normal CDF" in registry.get("bhi")().prediction_units
     assert registry.get("kmer-ridge")().prediction_units is None
+
+
+def test_variant_pairs_read_from_gzip_by_magic_bytes(finished, tmp_path):
+    """read_pairs reads gzip as the training readers do (by content, whatever the name); errors name
+    the compressed file and the decompressed line (regression: it used to decode the gzip bytes as text)."""
+    alts = [_mutate(REF, 20, "A"), _mutate(REF, 50, "T")]
+    text = "id\tref\talt\n" + "".join(f"v{i}\t{REF}\t{a}\n" for i, a in enumerate(alts))
+    plain, packed, unnamed = tmp_path / "pairs.tsv", tmp_path / "pairs.tsv.gz", tmp_path / "pairs-packed.tsv"
+    plain.write_text(text)
+    packed.write_bytes(gzip.compress(text.encode()))
+    unnamed.write_bytes(gzip.compress(text.encode()))
+    expected = read_pairs(plain)
+    for path in (packed, unnamed):
+        got = read_pairs(path)
+        assert (got.ref, got.alt, got.ids) == (expected.ref, expected.alt, expected.ids)
+    plain_out = _cli("variant-effect", finished, plain, "--method", "kmer-ridge")
+    packed_out = _cli("variant-effect", finished, packed, "--method", "kmer-ridge")
+    assert packed_out.exit_code == 0, packed_out.output
+    assert _read_tsv(packed_out.output)[1].equals(_read_tsv(plain_out.output)[1])
+
+    bad = tmp_path / "bad.tsv.gz"
+    bad.write_bytes(gzip.compress(b"pos\talt_base\n20\tA\n20\tQ\n"))
+    with pytest.raises(DataError, match=r"bad\.tsv\.gz:3: alt_base 'Q' is not one of"):
+        read_pairs(bad, ref=REF)
+    truncated = tmp_path / "truncated.tsv.gz"
+    truncated.write_bytes(gzip.compress(text.encode())[:-12])
+    with pytest.raises(DataError, match=r"truncated\.tsv\.gz: gzip data cannot be decompressed"):
+        read_pairs(truncated)

@@ -14,7 +14,7 @@ from torch import nn
 from harness.data.table import SeqTable
 from harness.torch_method import (LEGACY_STATE_FILE, MODEL_FILE, STATE_FILE, FitData, TorchConfig, TorchMethod,
                                  json_safe)
-from harness.torch_train import one_hot_codes, predict_batches
+from harness.training import one_hot_codes, predict_batches
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -173,7 +173,7 @@ def test_runtime_settings_reach_the_train_config():
     assert (cfg.batch_size, cfg.max_epochs, cfg.patience) == (16, 3, None)
     assert (cfg.eval_batch_size, cfg.mixed_precision, cfg.compile, cfg.progress, cfg.seed) == (
         64, "bf16", "max-autotune", False, 7)
-    assert cfg.max_train_seconds is None  # 0 = no budget
+    assert cfg.max_train_seconds == 0.0  # 0 = no budget
     assert Tiny(TinyConfig(max_train_seconds=30.0)).train_config().max_train_seconds == 30.0
     assert method.train_config(seed=1, progress=True).seed == 1  # the recipe may override
 

@@ -16,7 +16,8 @@ from harness.cli import main
 from harness.method import Method, MethodConfig
 from harness.torch_method import TorchMethod
 from harness.search_space import check_space, parse_search_space
-from harness.tune import PRUNE_STARTUP_TRIALS, TuneSpec, tune, write_profile
+from harness.tune import PRUNE_STARTUP_TRIALS, TuneSpec, tune
+from harness.tune_profile import write_profile
 
 WIDE = {"COLUMNS": "250"}  # rich wraps at 80 columns under CliRunner otherwise
 
@@ -41,7 +42,7 @@ class EpochConfig(MethodConfig):
 
 
 class FakeTrainer:
-    """Calls its ``callbacks`` after each epoch with a Trainer-like record, as harness.torch_train.Trainer does."""
+    """Calls its ``callbacks`` after each epoch with a Trainer-like record, as harness.training.SeqTrainer does."""
 
     def __init__(self, quality: float, epochs: int, log: list) -> None:
         self.callbacks: list = []

@@ -4,28 +4,26 @@
 :mod:`harness.data.testset`) with the same readers the harness uses, so anything it accepts the
 benchmark accepts too, and any bad input stops it with a :class:`~harness.data.readers.DataError`
 naming the file, the line and the problem. :func:`render_check` lays the summary out as rich
-tables, and :data:`data_group` is the ``data`` command group for the CLI.
+tables; the ``harness data`` commands are in :mod:`harness.cli.data`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
-from rich.console import Console, Group
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from .cache import check_training_table
 from .readers import MAX_LENGTH, OUTLIER_ABS, OUTLIER_IQRS, BadRows, DataError, DataWarning, read_table
-from .simulate import MARKER, default_data_dir, is_simulated
+from .simulate import MARKER, is_simulated
 from .testset import TRAIN_FILE
-from .testset import CATEGORIES, PUBLIC_DIR, SUBSET_DIR, TEST_FILE, load_test_set, resolve_data_dir
+from .testset import CATEGORIES, PUBLIC_DIR, SUBSET_DIR, TEST_FILE, load_test_set
 
 #: Extra files of ``public_leaderboard_ids`` reported beside the per-category files.
 PUBLIC_EXTRA = ("ground.json", "sample_submission.json")
@@ -222,60 +220,3 @@ def render_check(summary: dict[str, Any]) -> Group:
     for note in summary["notes"]:
         info.add_row("note", note)
     return Group(files, cats, info)
-
-
-class DataCheckError(click.ClickException):
-    """A :class:`DataError` surfaced by the CLI (exit code 2)."""
-
-    exit_code = 2
-
-
-@click.group("data")
-def data_group() -> None:
-    """Inspect and validate data directories."""
-
-
-@data_group.command("check")
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
-              help="Data directory in the official layout (default: $HARNESS_DATA, else the simulated default).")
-@click.option("--train", type=click.Path(path_type=Path), default=None,
-              help="Training file (default: train_sequences.txt in the data directory, when present).")
-@click.option("--snv-pairs", type=click.Path(path_type=Path), default=None,
-              help="SNV pair CSV (alt_pos, ref_pos) used when the official all_SNVs_seqs.csv is absent.")
-@click.option("--skip-bad-rows", is_flag=True, help="Drop bad training rows and count them instead of failing.")
-@click.option("--max-length", type=click.IntRange(min=1), default=MAX_LENGTH, show_default=True,
-              help="Longest training sequence accepted, in nt; a longer one is a bad row.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def check_command(data_dir: Path | None, train: Path | None, snv_pairs: Path | None, skip_bad_rows: bool,
-                  max_length: int, as_json: bool) -> None:
-    """Validate a data directory (and a training file) and summarise it; exit code 2 on bad data."""
-    if data_dir is None:
-        data_dir = resolve_data_dir(None) or default_data_dir()
-    try:
-        summary = check_data_dir(data_dir, train=train, skip_bad_rows=skip_bad_rows, snv_pairs=snv_pairs,
-                                 max_length=max_length)
-    except DataError as exc:
-        raise DataCheckError(str(exc)) from exc
-    if as_json:
-        click.echo(json.dumps(summary, indent=2))
-    else:
-        Console().print(render_check(summary))
-
-
-@data_group.command("fetch")
-@click.argument("dataset", type=click.Choice(["dream2022"]))
-@click.option("--to", "to", type=click.Path(path_type=Path), default=None,
-              help="Data directory to fill (default: $HARNESS_DATA, else <cache>/dream2022).")
-@click.option("--only", multiple=True, help="Fetch just this file (repeatable), e.g. --only train_sequences.txt.")
-@click.option("--base-url", default=None, help="A mirror holding the same file names (replaces the Zenodo URLs).")
-def fetch_command(dataset: str, to: Path | None, only: tuple[str, ...], base_url: str | None) -> None:
-    """Download the official files (resumable, checksum-verified) into the official layout."""
-    from .fetch import FetchError, fetch
-    from .simulate import cache_root
-
-    to = to or resolve_data_dir(None) or cache_root() / dataset
-    try:
-        fetch(dataset, to, base_url=base_url, only=only)
-    except FetchError as exc:
-        raise DataCheckError(str(exc)) from exc
-    click.echo(f"{dataset} files in {to}; check them with: harness data check --data {to}")

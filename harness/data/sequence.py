@@ -3,7 +3,7 @@ shifts, the strand flag and test-time augmentation (TTA) views and their aggrega
 
 The PyTorch plug-ins keep ``uint8`` codes (:mod:`harness.data.encoding`: A0 C1 G2 T3 N4 PAD255) on
 the host and turn each batch into model input on the device inside their batch transform
-(:class:`harness.torch_train.Trainer`). Everything a transform needs that is not the team's own
+(:class:`harness.training.SeqTrainer`). Everything a transform needs that is not the team's own
 recipe is here, once; the tables come from :mod:`harness.data.encoding` (:data:`~harness.data.
 encoding.COMPLEMENT`, :func:`~harness.data.encoding.one_hot_table`), which is the NumPy side of the
 same primitives (torch-free, for the readers, the k-mer baselines and the Keras plug-in).

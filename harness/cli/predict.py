@@ -9,9 +9,15 @@ from pathlib import Path
 import click
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
-from .cli_errors import friendly_errors
+from .errors import friendly_errors
 
 RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -32,12 +38,12 @@ def _progress(total: int, n: int, what: str):
 
 
 def _open(run_dir: Path, method: str, device: str):
-    from .predict import RunPredictor
+    from ..predict import RunPredictor
 
     return RunPredictor.open(run_dir, method, device)
 
 
-@click.command("predict")
+@click.command("predict", short_help="Predict sequences with a finished run.")
 @click.argument("run_dir", type=RUN_DIR)
 @click.argument("seqs", type=FILE)
 @click.option("--method", required=True, help="A method of the run, or 'ensemble' (needs its saved stacker).")
@@ -50,8 +56,8 @@ def predict_cmd(run_dir: Path, seqs: Path, method: str, out: Path | None, device
     SEQS: one sequence a line, sequence<TAB>anything lines (a training or test file), or FASTA;
     plain or gzip. Output: '# ' header lines (run, method, units), then id<TAB>sequence<TAB>prediction
     (id: the FASTA name, else the line number)."""
-    from .data.readers import read_sequences
-    from .predict import format_float, header_lines, write_output
+    from ..data.readers import read_sequences
+    from ..predict import format_float, header_lines, write_output
 
     predictor = _open(run_dir, method, device)
     table = read_sequences(seqs)
@@ -66,7 +72,7 @@ def predict_cmd(run_dir: Path, seqs: Path, method: str, out: Path | None, device
         click.echo(f"wrote {len(table):,} predictions to {out}", err=True)
 
 
-@click.command("variant-effect")
+@click.command("variant-effect", short_help="Predicted effects of sequence variants.")
 @click.argument("run_dir", type=RUN_DIR)
 @click.argument("pairs", type=FILE, required=False)
 @click.option("--method", required=True, help="A method of the run, or 'ensemble' (needs its saved stacker).")
@@ -87,7 +93,13 @@ def variant_effect_cmd(run_dir: Path, pairs: Path | None, method: str, ref: str 
     alt_base (1-based position, new base) with a ref column or --ref SEQUENCE; an id column names the
     rows. --ism SEQUENCE instead writes every single-nucleotide substitution's effect (TSV: pos,
     ref_base, A, C, G, T) and a heat map PNG."""
-    from .predict import format_float, header_lines, ism_heatmap, read_pairs, write_output
+    from ..predict import (
+        format_float,
+        header_lines,
+        ism_heatmap,
+        read_pairs,
+        write_output,
+    )
 
     if (pairs is None) == (ism_seq is None):
         raise click.UsageError("give either PAIRS or --ism SEQUENCE")

@@ -1,4 +1,4 @@
-"""Tests of the shared PyTorch training loop (harness/torch_train.py)."""
+"""Tests of the PyTorch plug-ins' training on Lightning (harness/training.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness import torch_train as tt
+from harness import training as tt
 from harness.data import encoding
 
 
@@ -49,12 +49,12 @@ def _adam(model):
     return torch.optim.AdamW(model.parameters(), lr=1e-2)
 
 
-def _trainer(model=None, **kw) -> tt.Trainer:
+def _trainer(model=None, **kw) -> tt.SeqTrainer:
     cfg_keys = {f for f in tt.TrainConfig.__dataclass_fields__}
     cfg = tt.TrainConfig(**{"batch_size": 32, "max_epochs": 4, "patience": 10, "progress": False,
                             **{k: v for k, v in kw.items() if k in cfg_keys}})
     rest = {k: v for k, v in kw.items() if k not in cfg_keys}
-    return tt.Trainer(model if model is not None else _model(), nn.L1Loss(), rest.pop("optimizer_factory", _adam),
+    return tt.SeqTrainer(model if model is not None else _model(), nn.L1Loss(), rest.pop("optimizer_factory", _adam),
                       config=cfg, device="cpu", **rest)
 
 
@@ -177,8 +177,8 @@ def test_min_mode_monitor_valid_loss():
     hist = trainer.fit(x, y, xv, yv)
     assert trainer.config.mode == "min"
     assert trainer.best_epoch == int(np.argmin([h["valid_loss"] for h in hist])) + 1
-    with pytest.raises(KeyError, match="not_a_key"):
-        _trainer(max_epochs=1, monitor="not_a_key").fit(x, y, xv, yv)
+    with pytest.raises(ValueError, match="not_a_key"):  # refused before any training
+        _trainer(max_epochs=1, monitor="not_a_key")
 
 
 class _Interrupt(Exception):
@@ -393,7 +393,6 @@ def test_compile_trains_the_same_network():
     plain = _trainer(TinyNet(dropout=0.0), max_epochs=2, optimizer_factory=_sgd)
     torch.manual_seed(0)
     compiled = _trainer(TinyNet(dropout=0.0), max_epochs=2, compile="default", optimizer_factory=_sgd)
-    assert compiled.net is not compiled.model and plain.net is plain.model
     plain.fit(x, y, xv, yv)
     compiled.fit(x, y, xv, yv)
     # same parameters under the uncompiled names (no "_orig_mod." prefix), same training up to
@@ -416,8 +415,8 @@ def test_channels_last_trains_the_same_network():
     assert _close_state(runs[False].model.state_dict(), runs[True].model.state_dict(), atol=1e-4)
     # 3-D inputs pass through unchanged
     plain = torch.zeros(2, 4, 6)
-    assert runs[True]._layout(plain) is plain
-    assert runs[True]._layout((torch.zeros(2, 4, 6, 1),))[0].is_contiguous(memory_format=torch.channels_last)
+    assert tt._channels_last(plain) is plain
+    assert tt._channels_last((torch.zeros(2, 4, 6, 1),))[0].is_contiguous(memory_format=torch.channels_last)
 
 
 def test_unknown_compile_mode_is_refused():
@@ -440,7 +439,7 @@ def test_time_steps_memory_is_the_vmhwm_probe(monkeypatch):
     from harness import resources
 
     monkeypatch.setattr(tt, "peak_rss_bytes", lambda: 123)
-    trainer = tt.Trainer(nn.Sequential(nn.Flatten(), nn.Linear(16, 1)), nn.MSELoss(),
+    trainer = tt.SeqTrainer(nn.Sequential(nn.Flatten(), nn.Linear(16, 1)), nn.MSELoss(),
                          lambda m: torch.optim.SGD(m.parameters(), lr=0.1),
                          config=tt.TrainConfig(batch_size=4, progress=False), device="cpu")
     codes = np.random.default_rng(0).integers(0, 4, size=(8, 4)).astype(np.uint8)
@@ -453,17 +452,67 @@ def test_time_steps_memory_is_the_vmhwm_probe(monkeypatch):
 
 def test_epoch_line_shows_a_dash_without_validation():
     """LegNet (no validation set) used to print "V loss nan  V r nan"."""
-    import io
-
-    from rich.console import Console
-
-    from harness.torch_train import Trainer
-
-    class Progress:
-        console = Console(file=io.StringIO(), width=300, color_system=None)
-
-    Trainer._log_epoch(Progress, {"epoch": 1, "improved": True, "train_loss": 1.0, "valid_loss": float("nan"),
-                                  "train_r": 0.5, "valid_r": None, "train_rho": 0.4, "valid_rho": float("nan"),
-                                  "lr": 1e-3, "seqs_per_s": 100, "seconds": 1.0})
-    line = Progress.console.file.getvalue()
+    line = tt.epoch_line({"epoch": 1, "improved": True, "train_loss": 1.0, "valid_loss": float("nan"),
+                          "train_r": 0.5, "valid_r": None, "train_rho": 0.4, "valid_rho": float("nan"),
+                          "lr": 1e-3, "seqs_per_s": 100, "seconds": 1.0})
     assert "nan" not in line and "V loss —" in line and "V r —" in line and "T r 0.5000" in line
+
+
+def test_keep_last_keeps_the_final_epoch_with_validation():
+    """``keep="last"`` (LegNet, BHI): validation is reported but the final epoch's weights are kept,
+    the same weights as a fit without validation data."""
+    x, y = _data()
+    xv, yv = _data(64, seed=1)
+    kept = _trainer(_model(3), max_epochs=3, keep="last", patience=None)
+    hist = kept.fit(x, y, xv, yv)
+    assert all(math.isfinite(h["valid_r"]) for h in hist)
+    assert kept.best_epoch == 3 and [h["improved"] for h in hist] == [True, True, True]
+    blind = _trainer(_model(3), max_epochs=3, patience=None)
+    blind.fit(x, y)
+    assert _same_state(kept.model.state_dict(), blind.model.state_dict())
+    with pytest.raises(ValueError, match="keep must be"):
+        tt.TrainConfig(keep="first")
+
+
+def test_runtime_settings_are_declared_once():
+    """TorchConfig (what a profile sets) and TrainConfig (what a fit runs with) share one
+    declaration of the runtime settings, so their names and defaults cannot drift apart."""
+    import dataclasses
+
+    from harness.torch_method import TorchConfig
+
+    runtime = {f.name: f.default for f in dataclasses.fields(tt.RuntimeSettings)}
+    for cls in (TorchConfig, tt.TrainConfig):
+        assert {f.name: f.default for f in dataclasses.fields(cls) if f.name in runtime} == runtime
+    with pytest.raises(ValueError, match="devices"):
+        tt.TrainConfig(batch_size=32, devices=3)
+
+
+def test_ddp_on_two_cpu_processes_steps_on_the_global_batch():
+    """``devices=2``: two forked ranks (gloo) each take half of every global batch; the averaged
+    gradients are the global batch's, so the weights match a one-process fit up to float
+    summation order."""
+    x, y = _data(128)
+
+    def model():  # no BatchNorm: SyncBatchNorm needs GPUs, and per-rank statistics would differ
+        torch.manual_seed(5)
+        return nn.Sequential(nn.Conv1d(4, 8, 5, padding=2), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 24, 1),
+                             nn.Flatten(0))
+
+    one = _trainer(model(), max_epochs=2, patience=None, optimizer_factory=_sgd)
+    one.fit(x, y)
+    two = _trainer(model(), max_epochs=2, patience=None, optimizer_factory=_sgd, devices=2)
+    hist = two.fit(x, y)
+    assert [h["epoch"] for h in hist] == [1, 2]
+    assert _close_state(one.model.state_dict(), two.model.state_dict(), atol=1e-5)
+
+
+def test_progress_display_prints_a_line_per_epoch(capsys):
+    """The rich progress bar and the per-epoch lines (what ``harness run`` shows) on a real fit."""
+    x, y = _data()
+    xv, yv = _data(64, seed=1)
+    trainer = _trainer(max_epochs=2, progress=True)
+    hist = trainer.fit(x, y, xv, yv)
+    out = capsys.readouterr().out
+    assert [h["epoch"] for h in hist] == [1, 2]
+    assert "epoch   1  T loss" in out and "epoch   2  T loss" in out and "nan" not in out
