@@ -475,3 +475,14 @@ def test_length_shift_is_weighted_away_in_the_stacker_and_the_criterion(tmp_path
     # a user's stacker whose fit takes no weights is fitted unweighted, and the report says so
     backwards = ensemble_run(run, Backwards.for_members("A", "L"))
     assert backwards.fallback and any("takes no sample_weight" in n for n in backwards.notes)
+
+
+def test_cli_length_weights_switch(tmp_path, test_truth):
+    """``harness ensemble --no-length-weights`` fits the stacker on every row unweighted, as
+    ``match_test_lengths=False`` does; the default weights them."""
+    run = length_artifact_run(tmp_path / "run", test_truth)
+    for flag, weighted in (("--no-length-weights", False), ("--length-weights", True)):
+        cli = CliRunner().invoke(ensemble_cmd, [str(run), "--stacker", "linear", flag], env={"COLUMNS": "200"})
+        assert cli.exit_code == 0, cli.output
+        info = json.loads((run / "methods" / "ensemble" / "ensemble.json").read_text())
+        assert ("row_weights" in info["oof"] and "get 0" in str(info["oof"]["row_weights"])) == weighted
