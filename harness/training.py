@@ -319,19 +319,6 @@ def pearson_spearman(pred: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return pearson(pred, y), spearman(pred, y)
 
 
-def _cpu_state(obj: Any) -> Any:
-    """Deep copy of a (nested) state with every tensor cloned onto the CPU."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {k: _cpu_state(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_cpu_state(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_cpu_state(v) for v in obj)
-    return copy.deepcopy(obj)
-
-
 # ----------------------------------------------------------------------------------------------
 # checkpoint contents and files
 # ----------------------------------------------------------------------------------------------
@@ -712,17 +699,11 @@ class SeqModule(pl.LightningModule):
     """The generic LightningModule around a plug-in's network.
 
     Args:
-        model: the network; its output for a batch goes to ``loss_fn`` and, through
-            ``to_prediction``, to the correlation metrics.
-        loss_fn: ``loss_fn(output, targets) -> scalar tensor`` (mean over the batch).
-        optimizer_factory: ``optimizer_factory(model) -> torch.optim.Optimizer``.
-        config: the :class:`TrainConfig`.
-        scheduler_factory: optional ``scheduler_factory(optimizer, steps_per_epoch, max_epochs)``.
-        scheduler_interval: ``"epoch"`` or ``"batch"`` (after every optimiser step).
-        scheduler_monitor: epoch-record key a ``ReduceLROnPlateau`` gets (``"train_loss"`` without
-            validation data).
-        transform: ``transform(x, y, training) -> (model_inputs, targets)`` per batch on the device.
-        to_prediction: model output -> ``(B,)`` predictions.
+        recipe: the :class:`SeqTrainer` whose hooks it runs (``model``, ``loss_fn``,
+            ``optimizer_factory``, ``scheduler_factory`` / ``scheduler_interval`` /
+            ``scheduler_monitor``, ``transform``, ``to_prediction``; see there).
+        config: the :class:`TrainConfig` of this fit.
+        scheduler: False: no learning-rate scheduler (the step timing of :meth:`SeqTrainer.time_steps`).
         data: ``(train_x, train_y, valid_x, valid_y)`` as tensors (valid ones None without validation).
         key: the run key the checkpoints carry (:meth:`SeqTrainer._run_key`).
         callbacks: ``callback(record)`` after every epoch.
@@ -737,20 +718,15 @@ class SeqModule(pl.LightningModule):
     ``seqs_per_s``, ``n_batches`` and ``n_seqs``.
     """
 
-    def __init__(self, model: torch.nn.Module, loss_fn, optimizer_factory, config: TrainConfig, *,
-                 scheduler_factory=None, scheduler_interval: str = "epoch", scheduler_monitor: str = "valid_loss",
-                 transform: BatchTransform, to_prediction, data: tuple, key: dict,
+    def __init__(self, recipe: "SeqTrainer", config: TrainConfig, *, data: tuple, key: dict, scheduler: bool = True,
                  callbacks: Sequence[Callable[[dict], None]] = (), on_epoch: Callable[[dict], None] | None = None):
         super().__init__()
-        self.model = model
+        self.model = model = recipe.model
         self.config = config
-        self.loss_fn = loss_fn
-        self.optimizer_factory = optimizer_factory
-        self.scheduler_factory = scheduler_factory
-        self.scheduler_interval = scheduler_interval
-        self.scheduler_monitor = scheduler_monitor
-        self.transform = transform
-        self.to_prediction = to_prediction
+        self.loss_fn, self.optimizer_factory = recipe.loss_fn, recipe.optimizer_factory
+        self.scheduler_factory = recipe.scheduler_factory if scheduler else None
+        self.scheduler_interval, self.scheduler_monitor = recipe.scheduler_interval, recipe.scheduler_monitor
+        self.transform, self.to_prediction = recipe.transform, recipe.to_prediction
         self.train_x, self.train_y, self.valid_x, self.valid_y = data
         self.has_valid = self.valid_x is not None
         self.key = key
@@ -1125,10 +1101,7 @@ class SeqTrainer:
             if ckdir is None:
                 ckdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="harness-fit-")))
             resume = self._resumable(ckdir, key, has_valid)
-            module = SeqModule(self.model, self.loss_fn, self.optimizer_factory, cfg,
-                               scheduler_factory=self.scheduler_factory, scheduler_interval=self.scheduler_interval,
-                               scheduler_monitor=self.scheduler_monitor, transform=self.transform,
-                               to_prediction=self.to_prediction, data=(xt, yt, xv, yv), key=key,
+            module = SeqModule(self, cfg, data=(xt, yt, xv, yv), key=key,
                                callbacks=self.callbacks)
             callbacks: list[Callback] = []
             keep_best = has_valid and cfg.keep == "best"
@@ -1204,9 +1177,7 @@ class SeqTrainer:
         xs = tuple(a[idx] for a in xt) if isinstance(xt, tuple) else xt[idx]
         timer = _StepTimer(warmup)
         with tempfile.TemporaryDirectory(prefix="harness-time-") as tmp:
-            module = SeqModule(self.model, self.loss_fn, self.optimizer_factory, timed,
-                               scheduler_factory=None, transform=self.transform, to_prediction=self.to_prediction,
-                               data=(xs, torch.from_numpy(yt[idx]), None, None), key={})
+            module = SeqModule(self, timed, data=(xs, torch.from_numpy(yt[idx]), None, None), key={}, scheduler=False)
             with _quiet():
                 trainer = self._lightning([timer], Path(tmp), False, config=timed, checkpointing=False)
                 trainer.fit(module)

@@ -159,7 +159,7 @@ def test_early_stopping_keeps_best_weights():
     xv, yv = _data(64, seed=1, sign=-1.0)
     snapshots = {}
     trainer = _trainer(max_epochs=30, patience=3)
-    trainer.callbacks.append(lambda rec: snapshots.__setitem__(rec["epoch"], tt._cpu_state(trainer.model.state_dict())))
+    trainer.callbacks.append(lambda rec: snapshots.__setitem__(rec["epoch"], {k: v.clone() for k, v in trainer.model.state_dict().items()}))
     hist = trainer.fit(x, y, xv, yv)
     scores = [h["valid_r"] + h["valid_rho"] for h in hist]
     assert trainer.stop_reason == "early_stopping"
