@@ -638,6 +638,28 @@ def _check_harness_state(state: Any) -> dict:
 # ----------------------------------------------------------------------------------------------
 # data: batches of codes, gathered per step (on the device when resident there)
 # ----------------------------------------------------------------------------------------------
+def batch_starts(n: int, cfg: TrainConfig) -> list[int]:
+    """First row (in the epoch's permutation) of each training batch of ``n`` rows: every
+    ``cfg.batch_size``-th, without the last incomplete batch when ``cfg.drop_last`` and always
+    without a final batch of one row (BatchNorm cannot train on it)."""
+    bs = cfg.batch_size
+    starts = list(range(0, n, bs))
+    if cfg.drop_last and n % bs:
+        starts = starts[:-1]
+    if starts and n - starts[-1] == 1 and n > 1:
+        starts = starts[:-1]
+    return starts
+
+
+def steps_per_epoch(n: int, cfg: TrainConfig) -> int:
+    """Optimiser steps of an epoch over ``n`` rows (:func:`batch_starts`, at most
+    ``cfg.max_batches_per_epoch``; at least 1): what a scheduler factory is given."""
+    steps = len(batch_starts(n, cfg))
+    if cfg.max_batches_per_epoch:
+        steps = min(steps, cfg.max_batches_per_epoch)
+    return max(steps, 1)
+
+
 class _TrainBatches:
     """One epoch of training batches: a permutation from ``(seed, epoch)``, ``batch_size`` rows a
     step (this rank's ``1 / world`` of each), the last incomplete batch dropped with ``drop_last``
@@ -647,14 +669,7 @@ class _TrainBatches:
         self.module = module
 
     def starts(self) -> list[int]:
-        cfg, n = self.module.config, _length(self.module.train_x)
-        bs = cfg.batch_size
-        starts = list(range(0, n, bs))
-        if cfg.drop_last and n % bs:
-            starts = starts[:-1]
-        if starts and n - starts[-1] == 1 and n > 1:
-            starts = starts[:-1]  # a single-row batch breaks BatchNorm in training mode
-        return starts
+        return batch_starts(_length(self.module.train_x), self.module.config)
 
     def __len__(self) -> int:
         return len(self.starts())
@@ -856,10 +871,8 @@ class SeqModule(pl.LightningModule):
         optimizer = self.optimizer_factory(self.model)
         if self.scheduler_factory is None:
             return optimizer
-        steps = len(_TrainBatches(self).starts())
-        if self.config.max_batches_per_epoch:
-            steps = min(steps, self.config.max_batches_per_epoch)
-        scheduler = self.scheduler_factory(optimizer, max(steps, 1), self.config.max_epochs)
+        steps = steps_per_epoch(_length(self.train_x), self.config)
+        scheduler = self.scheduler_factory(optimizer, steps, self.config.max_epochs)
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {
@@ -1216,13 +1229,7 @@ class SeqTrainer:
         return self.config.eval_batch_size
 
     def _steps_per_epoch(self, n: int) -> int:
-        bs = self.config.batch_size
-        steps = n // bs if self.config.drop_last else math.ceil(n / bs)
-        if not self.config.drop_last and n % bs == 1 and n > 1:
-            steps -= 1
-        if self.config.max_batches_per_epoch:
-            steps = min(steps, self.config.max_batches_per_epoch)
-        return max(steps, 1)
+        return steps_per_epoch(n, self.config)
 
     def _run_key(self, yt: torch.Tensor, yv: torch.Tensor | None, xt) -> dict:
         """What a checkpoint must match to be resumed: data fingerprint and loop settings."""
