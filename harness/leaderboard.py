@@ -12,7 +12,11 @@ note). A partial board score (a category that cannot be scored) is marked ``*`` 
 explained in the notes (:func:`harness.report.score_text`). Published entries (``--reference``) are
 prediction files scored by the same scorer (:mod:`harness.scoring`) on the first run's test set;
 files holding only the 9,045 public-leaderboard ids appear on the public board only and are listed
-as absent elsewhere.
+as absent elsewhere. With them come the published numbers of :mod:`harness.scoring.published`
+(each with its source): where the same submission's prediction file is scored, the published score
+is set beside it in the notes; where no prediction file exists, the published numbers are a
+reference row (rank ``ref``, "published number", the source's decimals; not ranked, no interval,
+no plot: they were not computed here) on the board they were published for.
 
 Every row names what it was trained on: the run's training file, its rows and the split (from
 ``run.json``), or the challenge's training set for a published entry (:attr:`Entry.training`; a
@@ -63,6 +67,7 @@ from .report import partial_note, rank_methods, score_text
 from .rundir import ENSEMBLE, RunDir, load_predictions, read_run_json, run_methods, run_test_set, snv_pairs_of
 from .scoring import BOARDS, WEIGHTS, BoardScore, read_predictions, score
 from .scoring.bootstrap import DEFAULT_RESAMPLES, LEVEL, bootstrap_board, category_values
+from .scoring.published import PublishedScore, load_published
 from .scoring.scorer import board_members
 
 FORMATS = ("table", "md", "csv", "json", "html")
@@ -94,6 +99,12 @@ class Entry:
         train_key: the fingerprint of the run's training table (its ``split.json``): runs with
             different keys trained on different data (:func:`build` flags the mix); None for a
             published entry.
+        published: board -> the :class:`~harness.scoring.published.PublishedScore` of this
+            submission on that board. With ``reported`` it is the entry's only content (a reference
+            row); without, it is set beside the score computed here (a note).
+        reported: True for a published number with no prediction file: its ``boards`` are the
+            published numbers, not scores computed here; it is shown as a reference row (not ranked,
+            no interval) on those boards only.
     """
 
     name: str
@@ -107,6 +118,8 @@ class Entry:
     simulated: bool = False
     training: str = ""
     train_key: str | None = None
+    published: dict[str, PublishedScore] = field(default_factory=dict)
+    reported: bool = False
     _pred: np.ndarray | None = field(default=None, repr=False)
     test: TestSet | None = field(default=None, repr=False)
 
@@ -122,11 +135,27 @@ class Entry:
 
 @dataclass
 class Row:
-    """A ranked (``rank`` ≥ 1) or absent (``rank`` None) entry on one board."""
+    """One entry on one board: ranked (``rank`` ≥ 1, ``score`` computed here), a published number
+    (``rank`` None, ``score`` as published: :attr:`reference`) or absent (``rank`` and ``score`` None)."""
 
     rank: int | None
     entry: Entry
     score: BoardScore | None
+
+    @property
+    def reference(self) -> bool:
+        """True for a published number shown for reference (not scored here, not ranked)."""
+        return self.entry.reported and self.score is not None
+
+    @property
+    def rank_text(self) -> str:
+        """The rank cell: the rank, ``"ref"`` for a published number, ``"—"`` when absent."""
+        return str(self.rank) if self.rank else "ref" if self.reference else "—"
+
+    @property
+    def status(self) -> str:
+        """``"ranked"``, ``"published"`` (a reference row) or ``"absent"``."""
+        return "ranked" if self.rank else "published" if self.reference else "absent"
 
 
 @dataclass
@@ -166,10 +195,11 @@ class Leaderboard:
         return [r for r in self.rows if r.rank is not None]
 
     def category_n(self) -> dict[str, int | None]:
-        """Category -> its member count when every ranked row agrees, else None (shown per cell)."""
+        """Category -> its member count when every row with scores (published ones too) agrees,
+        else None (shown per cell)."""
         out = {}
         for cat in WEIGHTS:
-            ns = {r.score.categories[cat].n for r in self.ranked if cat in r.score.categories}
+            ns = {r.score.categories[cat].n for r in self.rows if r.score is not None and cat in r.score.categories}
             out[cat] = ns.pop() if len(ns) == 1 else None
         return out
 
@@ -266,20 +296,41 @@ def collect(run_dirs: list[Path], reference: str | Path | None = None, data: Pat
             raise DataError(f"{ref_dir}: no prediction files (*.json, *.txt, *.tsv)")
         for path in files:
             pred = read_predictions(path, primary)
-            boards = {b: score(pred, primary, b) for b in _boards_of(primary)
-                      if np.isfinite(pred[board_members(primary, b)[0]]).all()}
-            if not boards:
+            covered = {b: score(pred, primary, b) for b in _boards_of(primary)
+                       if np.isfinite(pred[board_members(primary, b)[0]]).all()}
+            if not covered:
                 notes.append(f"{path}: covers no whole board, left out")
                 continue
-            note = "public-leaderboard ids only" if set(boards) == {"public"} else ""
-            entries.append(Entry(path.stem, path.stem, "published", True, boards, path, None, note,
+            note = "public-leaderboard ids only" if set(covered) == {"public"} else ""
+            entries.append(Entry(path.stem, path.stem, "published", True, covered, path, None, note,
                                  training=PUBLISHED_TRAINING, _pred=pred, test=primary))
         notes.append(f"external (source 'published'): published prediction files from {ref_dir}, "
                      "scored by this harness's scorer")
+        entries += _published_entries(entries, [b for b in _boards_of(primary) if boards is None or b in boards])
     if not entries:
         raise ValueError("nothing to show: no finished methods in the run directories and no --reference")
     _resolve_names(entries)
     return entries, primary, notes
+
+
+def _published_entries(entries: list[Entry], boards: list[str]) -> list[Entry]:
+    """Attach each published score (:func:`~harness.scoring.published.load_published`) on one of
+    ``boards`` to the reference entry scored from the same submission's prediction file; return
+    the others as reference-row entries (``reported``), one per team."""
+    by_file = {e.pred_path.stem: e for e in entries if e.external and e.pred_path is not None}
+    teams: dict[str, Entry] = {}
+    for pub in load_published():
+        if pub.board not in boards:
+            continue
+        scored = by_file.get(pub.prediction_file) if pub.prediction_file else None
+        if scored is not None and pub.board in scored.boards:
+            scored.published[pub.board] = pub
+            continue
+        entry = teams.setdefault(pub.team, Entry(pub.team, pub.team, "published number", True, {}, reported=True,
+                                                 training=PUBLISHED_TRAINING))
+        entry.boards[pub.board] = pub.board_score()
+        entry.published[pub.board] = pub
+    return list(teams.values())
 
 
 def _training_of(run_dir: Path, info: dict) -> tuple[str, str | None]:
@@ -340,11 +391,14 @@ def _resolve_names(entries: list[Entry]) -> None:
 def build(entries: list[Entry], board: str, notes: list[str] | None = None, test: TestSet | None = None) -> Leaderboard:
     """Rank the entries on ``board`` (mean rank of the two scores; :func:`harness.report.rank_methods`);
     entries without that board follow, unranked."""
-    present = {e.name: e for e in entries if board in e.boards}
+    present = {e.name: e for e in entries if board in e.boards and not e.reported}
     order = rank_methods({n: {"pearson_score": e.boards[board].pearson_score,
                               "spearman_score": e.boards[board].spearman_score} for n, e in present.items()})
     rows = [Row(i, present[n], present[n].boards[board]) for i, n in enumerate(order, 1)]
-    rows += [Row(None, e, None) for e in entries if board not in e.boards]
+    published = sorted((e for e in entries if e.reported and board in e.boards),
+                       key=lambda e: -e.boards[board].pearson_score)
+    rows += [Row(None, e, e.boards[board]) for e in published]
+    rows += [Row(None, e, None) for e in entries if board not in e.boards and not e.reported]
     out_notes = [f"{board} board; ranked by the mean of the ranks on the Pearson score (Σ w·r² / 4.65) and the "
                  "Spearman score (Σ w·ρ / 4.65), as the challenge ranked"]
     sources: list[str] = []
@@ -357,11 +411,21 @@ def build(entries: list[Entry], board: str, notes: list[str] | None = None, test
     if missing:
         out_notes.append(partial_note(missing))
     for r in rows:
-        if r.rank is None:
+        pub = r.entry.published.get(board)
+        if r.reference:
+            placing = f"{pub.placing}; " if pub.placing else ""
+            out_notes.append(f"ref: {_label(r.entry)}: {pub.scores_text} as published ({placing}{pub.source}); "
+                             "not scored here (no prediction file): not ranked, no interval")
+        elif r.rank is None:
             have = ", ".join(sorted(r.entry.boards))
             out_notes.append(f"absent: {r.entry.name} has predictions for the {have} board only")
-        elif r.entry.note:
-            out_notes.append(f"{r.entry.name}: {r.entry.note}")
+        else:
+            if r.entry.note:
+                out_notes.append(f"{r.entry.name}: {r.entry.note}")
+            if pub is not None:
+                placing = f", {pub.placing}" if pub.placing else ""
+                out_notes.append(f"{r.entry.name}: published {board} score {pub.scores_text}{placing} ({pub.source}); "
+                                 f"scored here {r.score.pearson_score:.4f} / {r.score.spearman_score:.4f}")
     if any(e.simulated for e in entries):
         out_notes.append("SIMULATED data in at least one run: its scores say nothing about the challenge")
     trained: dict[str, list[str]] = {}
@@ -464,7 +528,14 @@ def _ci(bounds: tuple[float, float] | None) -> str:
 # --------------------------------------------------------------------------------------------
 
 def _label(entry: Entry) -> str:
+    if entry.reported:
+        return f"{entry.name} (published number)"
     return f"{entry.name} (external)" if entry.external else entry.name
+
+
+def _digits(row: Row) -> int:
+    """Decimals of the row's numbers: 4, or as many as the source printed for a published number."""
+    return row.entry.published[row.score.board].decimals if row.reference else 4
 
 
 def _source_text(entry: Entry, sep: str) -> str:
@@ -476,13 +547,13 @@ def _cat_header(cat: str, n: int | None) -> str:
     return f"{cat} (n={n:,})" if n is not None else cat
 
 
-def _pair(score: BoardScore | None, cat: str, with_n: bool, sep: str = " / ") -> str:
+def _pair(score: BoardScore | None, cat: str, with_n: bool, sep: str = " / ", digits: int = 4) -> str:
     if score is None:
         return "absent"
     s = score.categories.get(cat)
     if s is None:
         return "—"
-    text = f"{s.pearson:.4f}{sep}{s.spearman:.4f}"
+    text = f"{s.pearson:.{digits}f}{sep}{s.spearman:.{digits}f}"
     return f"{text} (n={s.n:,})" if with_n else text
 
 
@@ -492,7 +563,7 @@ def _score_cell(lb: Leaderboard, row: Row, key: str, sep: str = " ") -> str:
     s = row.score
     if s is None:
         return "absent"
-    text = score_text(getattr(s, f"{key}_score"), s)
+    text = score_text(getattr(s, f"{key}_score"), s, _digits(row))
     iv = lb.intervals.get(row.entry.name)
     return f"{text}{sep}{_ci(getattr(iv, f'{key}_score'))}" if iv else text
 
@@ -513,11 +584,11 @@ def render_table(lb: Leaderboard, title: str = "Leaderboard", categories: bool =
             table.add_column(f"{cat}\nn={ns[cat]:,}" if ns[cat] is not None else cat, justify="right", no_wrap=True)
     for row in lb.rows:
         s = row.score
-        cells = [str(row.rank) if row.rank else "—", _label(row.entry), row.entry.source,
+        cells = [row.rank_text, _label(row.entry), row.entry.source,
                  _score_cell(lb, row, "pearson", "\n"), _score_cell(lb, row, "spearman", "\n")]
         if categories:
-            cells += [_pair(s, c, ns[c] is None, "\n") for c in WEIGHTS]
-        table.add_row(*map(escape, cells), style=None if s else "dim")  # "[lo, hi]" is no rich markup
+            cells += [_pair(s, c, ns[c] is None, "\n", _digits(row) if s else 4) for c in WEIGHTS]
+        table.add_row(*map(escape, cells), style="italic" if row.reference else None if s else "dim")  # "[lo, hi]" is no rich markup
     trained = {row.entry.source: row.entry.training for row in lb.rows if row.entry.training}
     table.caption = ("cells: Pearson r over Spearman ρ\n" if categories else "") + "\n".join(map(escape, lb.notes))
     # what each source was trained on (a line per source, not per row: the rows keep two lines)
@@ -554,9 +625,9 @@ def render_markdown(lb: Leaderboard, title: str = "Leaderboard") -> str:
                                                            for i in range(len(head))) + "|"]
     for row in lb.rows:
         s = row.score
-        cells = [str(row.rank) if row.rank else "—", _md(_label(row.entry)), _md(_source_text(row.entry, " · ")),
+        cells = [row.rank_text, _md(_label(row.entry)), _md(_source_text(row.entry, " · ")),
                  _score_cell(lb, row, "pearson"), _score_cell(lb, row, "spearman")]
-        cells += [_pair(s, c, ns[c] is None) for c in WEIGHTS]
+        cells += [_pair(s, c, ns[c] is None, digits=_digits(row) if s else 4) for c in WEIGHTS]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [""] + [f"- {_md(n)}" for n in lb.notes] + [""]
     return "\n".join(lines)
@@ -571,7 +642,8 @@ def _f6(value: float | None) -> str:
 
 
 def render_csv(lb: Leaderboard) -> str:
-    """CSV, one row per entry: rank (empty when absent), method, source, external, board, status,
+    """CSV, one row per entry: rank (empty when absent or published), method, source, external, board,
+    status (``ranked``, ``published``: a published number, not scored here, or ``absent``),
     pearson_score, pearson_score_lo, pearson_score_hi, the same for spearman_score, the paired
     difference to #1 (``pearson_delta`` = this score − #1's, ``pearson_delta_lo``/``_hi``, the same
     for spearman; empty for #1), then per category ``<category>_n``, ``_pearson``, ``_pearson_lo``,
@@ -591,8 +663,7 @@ def render_csv(lb: Leaderboard) -> str:
     writer.writerow(header + ["snv_source", "partial", "missing", "training"])
     for row in lb.rows:
         s, iv = row.score, lb.intervals.get(row.entry.name)
-        cells = [row.rank or "", row.entry.name, row.entry.source, int(row.entry.external), lb.board,
-                 "ranked" if s else "absent"]
+        cells = [row.rank or "", row.entry.name, row.entry.source, int(row.entry.external), lb.board, row.status]
         for key in ("pearson", "spearman"):
             bounds = getattr(iv, f"{key}_score") if iv else (None, None)
             cells += [_f6(getattr(s, f"{key}_score") if s else None), _f6(bounds[0]), _f6(bounds[1])]
@@ -614,19 +685,23 @@ def render_json(lb: Leaderboard, title: str = "Leaderboard") -> str:
     "rows": [{"rank" (null when absent), "method", "source", "external", "status", "pearson_score",
     "spearman_score", "pearson_score_ci": [lo, hi] | null, "spearman_score_ci", "delta_vs_1":
     {"pearson": [Δ, lo, hi], "spearman": [...]} | null, "categories": {name: {"n", "pearson",
-    "spearman", "pearson_ci", "spearman_ci"}}, "snv_source", "partial", "missing", "note", "training"}]}``
-    (scores null for an absent row; no NaN anywhere)."""
+    "spearman", "pearson_ci", "spearman_ci"}}, "snv_source", "partial", "missing", "note", "training",
+    "published": {"pearson_score", "spearman_score", "decimals", "placing", "source"} | null}]}``
+    (``status``: ``ranked``, ``published`` for a published number shown for reference, whose scores
+    are the published ones, or ``absent``, whose scores are null; ``published`` also on a ranked
+    row scored from the same submission's file; no NaN anywhere)."""
     rows = []
     for row in lb.rows:
         s, iv = row.score, lb.intervals.get(row.entry.name)
         item = {"rank": row.rank, "method": row.entry.name, "source": row.entry.source,
-                "external": row.entry.external, "status": "ranked" if s else "absent",
+                "external": row.entry.external, "status": row.status,
                 "pearson_score": s.pearson_score if s else None, "spearman_score": s.spearman_score if s else None,
                 "pearson_score_ci": list(iv.pearson_score) if iv else None,
                 "spearman_score_ci": list(iv.spearman_score) if iv else None,
                 "delta_vs_1": {k: list(v) for k, v in iv.delta.items()} if iv and iv.delta else None,
                 "categories": {}, "snv_source": s.snv_source if s else None, "partial": s.partial if s else None,
-                "missing": list(s.missing) if s else None, "note": row.entry.note, "training": row.entry.training}
+                "missing": list(s.missing) if s else None, "note": row.entry.note, "training": row.entry.training,
+                "published": _published_json(row.entry.published.get(lb.board))}
         for cat, c in (s.categories.items() if s else ()):
             cis = iv.categories.get(cat) if iv else None
             item["categories"][cat] = {"n": c.n, "pearson": c.pearson, "spearman": c.spearman,
@@ -635,6 +710,13 @@ def render_json(lb: Leaderboard, title: str = "Leaderboard") -> str:
         rows.append(item)
     doc = {"title": title, "board": lb.board, "bootstrap": lb.bootstrap, "notes": lb.notes, "rows": rows}
     return json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _published_json(pub: PublishedScore | None) -> dict | None:
+    if pub is None:
+        return None
+    return {"pearson_score": pub.pearson_score, "spearman_score": pub.spearman_score, "decimals": pub.decimals,
+            "placing": pub.placing, "source": pub.source}
 
 
 #: Click a header to sort its column (again to reverse); a category header sorts on r, its "ρ" on ρ.
@@ -673,7 +755,7 @@ _CSS = ("body{font-family:sans-serif;margin:1em;color:#222;max-width:1400px}"
         "th[aria-sort=descending]::after{content:' ▼'}th[aria-sort=ascending]::after{content:' ▲'}"
         "th .k{text-decoration:underline dotted}"
         ".name{text-align:left;overflow-wrap:anywhere;max-width:16em}td.sig{font-weight:bold}"
-        "tr.absent{color:#999}tr.external td.name{font-style:italic}"
+        "tr.absent{color:#999}tr.external td.name{font-style:italic}tr.published{background:#f7f7f2}"
         "details{margin:1em 0}figure{margin:1.5em 0}img{max-width:100%}")
 
 
@@ -716,12 +798,13 @@ def render_html(lb: Leaderboard, title: str = "Leaderboard", max_bars: int = 12)
     parts.append("</tr></thead><tbody>")
     for row in lb.rows:
         s, e, iv = row.score, row.entry, lb.intervals.get(row.entry.name)
-        cls = " ".join(c for c in ("absent" if s is None else "", "external" if e.external else "") if c)
-        out = [f"<tr class=\"{cls}\">" if cls else "<tr>", f"<td data-v=\"{_attr(row.rank)}\">{row.rank or '—'}</td>",
+        cls = " ".join(c for c in ("absent" if s is None else "", "external" if e.external else "",
+                                   "published" if row.reference else "") if c)
+        out = [f"<tr class=\"{cls}\">" if cls else "<tr>", f"<td data-v=\"{_attr(row.rank)}\">{row.rank_text}</td>",
                f"<td class=\"name\" data-v=\"{esc(_label(e))}\">{esc(_label(e))}<br><small>{esc(_source_text(e, ' · '))}</small></td>"]
         for key in ("pearson", "spearman"):
             value = getattr(s, f"{key}_score") if s else None
-            text = score_text(value, s) if s else "absent"
+            text = score_text(value, s, _digits(row)) if s else "absent"
             ci = f"<br><small>{_ci(getattr(iv, f'{key}_score'))}</small>" if iv else ""
             out.append(f"<td data-v=\"{_attr(value)}\">{text}{ci}</td>")
         if boot:
@@ -746,8 +829,9 @@ def render_html(lb: Leaderboard, title: str = "Leaderboard", max_bars: int = 12)
             if iv:
                 r_ci, rho_ci = iv.categories[cat]["pearson"], iv.categories[cat]["spearman"]
                 tip += f"; r {c.pearson:.4f} {_ci(r_ci)}; ρ {c.spearman:.4f} {_ci(rho_ci)}"
+            digits = _digits(row)
             out.append(f"<td title=\"{esc(tip)}\" data-v=\"{_attr(c.pearson)}\" data-w=\"{_attr(c.spearman)}\">"
-                       f"{c.pearson:.4f}<br>{c.spearman:.4f}</td>")
+                       f"{c.pearson:.{digits}f}<br>{c.spearman:.{digits}f}</td>")
         parts.append("".join(out) + "</tr>")
     parts.append("</tbody></table>")
     parts.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in lb.notes) + "</ul>")

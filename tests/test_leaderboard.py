@@ -113,6 +113,62 @@ def test_merged_runs_with_published_entries_markdown_and_csv(tmp_path, test_set)
     assert int(run_a["all_n"]) == 9045 and float(run_a["all_pearson"]) > 0.9
 
 
+def test_published_numbers_are_reference_rows_or_notes_never_ranked(tmp_path, test_set):
+    """harness/scoring/published.toml: a published number without a prediction file is a reference
+    row on its board (rank "ref", the source's decimals, no interval, status "published"); one whose
+    submission's file is scored here is a note beside that score."""
+    truth = np.asarray(test_set.table.y, dtype=np.float64)
+    run = make_run(tmp_path / "run", test_set, {"A": noisy(truth, 0.02, 1), "B": noisy(truth, 1.0, 2)})
+
+    result = invoke(run, "--board", "full", "--format", "md", "--reference", "--bootstrap", 10)
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("| ") and not line.startswith("| #")]
+    ref = [r for r in rows if r.startswith("| ref |")]
+    assert len(ref) == 1 and ref[0].startswith("| ref | Camformers (published number) | published number · ")
+    cells = ref[0].strip("| ").split(" | ")
+    assert cells[3:6] == ["0.753", "0.821", "0.956 / 0.961"]  # the write-up's numbers as printed, no interval
+    assert cells[-3] == "0.821 / 0.674 (n=44,340)"  # the official SNV pairs, not the reconstructed 44,795
+    header = next(line for line in result.output.splitlines() if line.startswith("| # |"))
+    assert "| SNVs |" in header and "| high (n=968) |" in header  # no single SNV n: the cells carry theirs
+    ranks = [r.strip("| ").split(" | ")[0] for r in rows]
+    assert ranks[:5] == ["1", "2", "3", "4", "5"] and ranks[5] == "ref"  # ranked rows first, unchanged by it
+    assert "- ref: Camformers (published number): 0.753 / 0.821 as published (5th on the Pearson score" in result.output
+    assert "not scored here (no prediction file): not ranked, no interval" in result.output
+
+    # the private board: autosome.org's file is scored here; its published number is set beside it
+    private = invoke(run, "--board", "private", "--format", "md", "--reference", "--bootstrap", 0)
+    assert private.exit_code == 0, private.output
+    assert "| ref |" not in private.output
+    assert ("- autosome_org_final: published private score 0.8184 / 0.8541, 1st (" in private.output
+            and "; scored here 0.8197 / 0.8542" in private.output)
+
+    # CSV and JSON say which rows are published numbers
+    table = list(csv.DictReader(io.StringIO(invoke(run, "--board", "full", "--format", "csv", "--reference",
+                                                   "--bootstrap", 10).output)))
+    published = [r for r in table if r["status"] == "published"]
+    assert [(r["method"], r["rank"], r["pearson_score_lo"], r["SNVs_n"]) for r in published] == [
+        ("Camformers", "", "", "44340")]
+    assert {r["status"] for r in table} == {"ranked", "published", "absent"}
+    doc = json.loads(invoke(run, "--board", "full", "--format", "json", "--reference", "--bootstrap", 0).output)
+    row = next(r for r in doc["rows"] if r["status"] == "published")
+    assert row["rank"] is None and row["pearson_score"] == 0.753 and row["pearson_score_ci"] is None
+    assert row["published"]["decimals"] == 3 and "write-up" in row["published"]["source"]
+    public = json.loads(invoke(run, "--board", "public", "--format", "json", "--reference", "--bootstrap", 0).output)
+    cam = next(r for r in public["rows"] if r["method"] == "camformers_public")
+    assert cam["status"] == "ranked" and cam["published"]["pearson_score"] == 0.763  # beside its file's score
+    assert round(cam["pearson_score"], 3) == 0.763
+
+    html_path = tmp_path / "full.html"
+    assert invoke(run, "--board", "full", "--format", "html", "--out", html_path, "--reference",
+                  "--bootstrap", 0).exit_code == 0
+    page = html_path.read_text()
+    assert '<tr class="external published"><td data-v="">ref</td>' in page and ">0.956<br>0.961</td>" in page
+
+    # without --reference no published number appears
+    plain = invoke(run, "--board", "full", "--format", "md", "--bootstrap", 0)
+    assert plain.exit_code == 0 and "| ref |" not in plain.output and "published number" not in plain.output
+
+
 def test_table_format_and_usage_errors(tmp_path, test_set):
     truth = np.asarray(test_set.table.y, dtype=np.float64)
     run = make_run(tmp_path / "solo", test_set, {"A": noisy(truth, 0.5, 4), "B": noisy(truth, 0.2, 5)})
