@@ -439,7 +439,7 @@ def test_time_steps_memory_is_the_vmhwm_probe(monkeypatch):
     from harness import resources
 
     monkeypatch.setattr(tt, "peak_rss_bytes", lambda: 123)
-    trainer = tt.SeqTrainer(nn.Sequential(nn.Flatten(), nn.Linear(16, 1)), nn.MSELoss(),
+    trainer = tt.SeqTrainer(nn.Sequential(nn.Flatten(), nn.Linear(16, 1), nn.Flatten(0)), nn.MSELoss(),
                          lambda m: torch.optim.SGD(m.parameters(), lr=0.1),
                          config=tt.TrainConfig(batch_size=4, progress=False), device="cpu")
     codes = np.random.default_rng(0).integers(0, 4, size=(8, 4)).astype(np.uint8)
