@@ -90,6 +90,14 @@ def test_bool_field_rejects_strings(tmp_path):
     assert config.both_strands is False and config.alpha == 30.0
 
 
+def _fake_dist(tmp_path, name, entry_points):
+    """A bare ``<name>-1.0.dist-info`` in ``tmp_path`` declaring ``entry_points`` under [harness.methods]."""
+    dist = tmp_path / f"{name}-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[harness.methods]\n" + entry_points)
+
+
 def test_third_party_entry_point_is_discovered(tmp_path, monkeypatch):
     """A package that declares the entry point (here a bare dist-info) is found without importing it by hand."""
     pkg = tmp_path / "thirdparty_toy"
@@ -107,10 +115,7 @@ def test_third_party_entry_point_is_discovered(tmp_path, monkeypatch):
             def _save_state(self, path): pass
             def _load_state(self, path): pass
     '''))
-    dist = tmp_path / "thirdparty_toy-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-toy\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[harness.methods]\nthirdparty-toy = thirdparty_toy\nbroken-toy = no_such_module\n")
+    _fake_dist(tmp_path, "thirdparty-toy", "thirdparty-toy = thirdparty_toy\nbroken-toy = no_such_module\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "_LOADED", False)
     with pytest.warns(UserWarning, match="'broken-toy' failed to load"):
@@ -226,13 +231,6 @@ def test_metadata_is_not_a_profile():
     with pytest.raises(registry.ProfileError, match=r"reserved for the method's metadata"):
         registry.load_profile("kmer-ridge", "metadata")
     assert "metadata" not in registry.profile_names(registry.get("kmer-ridge"))
-
-
-def _fake_dist(tmp_path, name, entry_points):
-    dist = tmp_path / f"{name}-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[harness.methods]\n" + entry_points)
 
 
 def test_scaffolded_plugin_is_described_without_importing_it(tmp_path, monkeypatch):
